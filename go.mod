@@ -1,0 +1,3 @@
+module github.com/ownyou/home
+
+go 1.26
