@@ -1,0 +1,488 @@
+// Package gmailsync mirrors a Gmail mailbox: a full sync that records the
+// mailbox historyId before paging through messages.list, then incremental
+// syncs from that historyId via history.list, falling back to a full sync
+// when Google answers 404 (history too old). Calls are paced under the
+// per-user quota, throttling and server errors back off with jitter, and
+// one failing message is handed to the Sink for a later retry instead of
+// blocking the cursor. Persistence and publishing sit behind Sink.
+package gmailsync
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	gax "github.com/googleapis/gax-go/v2"
+	"github.com/ownyou/home/pkg/googleoauth"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+	gmail "google.golang.org/api/gmail/v1"
+	"google.golang.org/api/googleapi"
+)
+
+// Quota costs (Gmail API usage limits, units per call).
+const (
+	costProfile = 1
+	costList    = 5
+	costGet     = 5
+	costHistory = 2
+)
+
+// ErrHistoryExpired means the stored historyId is older than Gmail keeps;
+// Sync handles it by running a full sync.
+var ErrHistoryExpired = errors.New("gmail history expired")
+
+// Config tunes the engine; the zero value uses the defaults.
+type Config struct {
+	Concurrency      int           // parallel messages.get calls; default 8
+	QuotaPerMinute   int           // units/min budget; default 12,000 (80% of Gmail's 15,000 per user)
+	PageSize         int64         // messages.list / history.list page size; default 500
+	MaxAttempts      int           // tries per call before giving up; default 8
+	BackoffInitial   time.Duration // default 1s
+	BackoffMax       time.Duration // default 64s
+	IncludeSpamTrash bool          // full sync includes SPAM and TRASH
+}
+
+func (c Config) withDefaults() Config {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 8
+	}
+	if c.QuotaPerMinute <= 0 {
+		c.QuotaPerMinute = 12000
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = 500
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 8
+	}
+	if c.BackoffInitial <= 0 {
+		c.BackoffInitial = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 64 * time.Second
+	}
+	return c
+}
+
+// Cursor is the persisted sync position of one Gmail source.
+type Cursor struct {
+	HistoryID uint64     `json:"history_id,omitempty"` // incremental start; 0 = full sync needed
+	Full      *FullState `json:"full,omitempty"`       // an unfinished full sync to resume
+}
+
+// FullState is a full sync in progress: the historyId recorded before it
+// started (the incremental cursor once it completes) and the next page.
+type FullState struct {
+	StartHistoryID uint64 `json:"start_history_id"`
+	PageToken      string `json:"page_token,omitempty"`
+}
+
+// Fetched is one raw message fetched from Gmail.
+type Fetched struct {
+	ID           string
+	ThreadID     string
+	LabelIDs     []string
+	HistoryID    uint64
+	InternalDate time.Time
+	Raw          []byte
+}
+
+// Sink persists what the engine produces. Its methods are called
+// concurrently and must be idempotent: a message may be delivered twice
+// (after a crash, or from an overlapping full and incremental sync).
+type Sink interface {
+	// Deliver stores and publishes one message. An error is an
+	// infrastructure failure: the run stops and the cursor does not move.
+	Deliver(ctx context.Context, m *Fetched) error
+	// Failed records a message that could not be fetched, to retry later.
+	Failed(ctx context.Context, id string, err error) error
+	// Retries lists message ids recorded by Failed that are due for a retry.
+	Retries(ctx context.Context) ([]string, error)
+	// Recovered clears a recorded failure after a successful retry.
+	Recovered(ctx context.Context, id string) error
+	// SaveCursor persists the cursor at a consistent point.
+	SaveCursor(ctx context.Context, c Cursor) error
+	// Progress reports running totals; it doubles as the run's heartbeat.
+	Progress(ctx context.Context, s Stats) error
+}
+
+// Stats are the totals of one Sync run.
+type Stats struct {
+	Mode      string `json:"mode"` // "full" or "incremental"
+	FellBack  bool   `json:"fell_back,omitempty"`
+	Pages     int    `json:"pages"`
+	Listed    int    `json:"listed"`
+	Delivered int    `json:"delivered"`
+	Skipped   int    `json:"skipped"` // gone before it could be fetched (deleted)
+	Failed    int    `json:"failed"`
+	Recovered int    `json:"recovered"`
+}
+
+// Engine syncs one mailbox. Sync must not run concurrently on one Engine.
+type Engine struct {
+	svc     *gmail.Service
+	cfg     Config
+	sink    Sink
+	log     *slog.Logger
+	limiter *rate.Limiter
+
+	mu    sync.Mutex
+	stats Stats
+}
+
+// New returns an engine for svc (built with gmail.NewService over an OAuth
+// HTTP client). log may be nil.
+func New(svc *gmail.Service, cfg Config, sink Sink, log *slog.Logger) *Engine {
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	perSec := float64(cfg.QuotaPerMinute) / 60
+	// A small burst (one round of concurrent gets) keeps the per-second
+	// rate smooth; Gmail also enforces a short moving average.
+	burst := max(costGet, min(int(perSec), costGet*cfg.Concurrency))
+	return &Engine{svc: svc, cfg: cfg, sink: sink, log: log, limiter: rate.NewLimiter(rate.Limit(perSec), burst)}
+}
+
+// Sync brings the mailbox up to date from cur: retries recorded failures,
+// then runs an incremental sync, or a full one when there is no cursor, a
+// full sync to resume, or expired history. It returns the run's totals;
+// the cursor is persisted through the Sink as it advances.
+func (e *Engine) Sync(ctx context.Context, cur Cursor) (Stats, error) {
+	e.stats = Stats{}
+	if err := e.retryFailures(ctx); err != nil {
+		return e.snapshot(), err
+	}
+	if cur.HistoryID != 0 && cur.Full == nil {
+		e.stats.Mode = "incremental"
+		if err := e.incremental(ctx, cur.HistoryID); !errors.Is(err, ErrHistoryExpired) {
+			return e.snapshot(), err
+		}
+		e.log.InfoContext(ctx, "gmail history expired, falling back to full sync", "history_id", cur.HistoryID)
+		e.stats.FellBack = true
+		cur = Cursor{}
+	}
+	e.stats.Mode = "full"
+	err := e.full(ctx, cur.Full)
+	return e.snapshot(), err
+}
+
+func (e *Engine) snapshot() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.stats
+}
+
+func (e *Engine) full(ctx context.Context, st *FullState) error {
+	if st == nil {
+		var prof *gmail.Profile
+		err := e.call(ctx, costProfile, func() (err error) {
+			prof, err = e.svc.Users.GetProfile("me").Context(ctx).Do()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("get profile: %w", err)
+		}
+		// Record the history id before listing: anything arriving during
+		// the full sync is then picked up by the next incremental run.
+		st = &FullState{StartHistoryID: prof.HistoryId}
+		if err := e.sink.SaveCursor(ctx, Cursor{Full: st}); err != nil {
+			return fmt.Errorf("save cursor: %w", err)
+		}
+	}
+	for {
+		var resp *gmail.ListMessagesResponse
+		err := e.call(ctx, costList, func() (err error) {
+			c := e.svc.Users.Messages.List("me").MaxResults(e.cfg.PageSize).IncludeSpamTrash(e.cfg.IncludeSpamTrash).Context(ctx)
+			if st.PageToken != "" {
+				c = c.PageToken(st.PageToken)
+			}
+			resp, err = c.Do()
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("list messages: %w", err)
+		}
+		ids := make([]string, 0, len(resp.Messages))
+		for _, m := range resp.Messages {
+			ids = append(ids, m.Id)
+		}
+		if err := e.fetchAll(ctx, ids); err != nil {
+			return err
+		}
+		next := &FullState{StartHistoryID: st.StartHistoryID, PageToken: resp.NextPageToken}
+		cur := Cursor{Full: next}
+		if resp.NextPageToken == "" {
+			cur = Cursor{HistoryID: st.StartHistoryID}
+		}
+		if err := e.sink.SaveCursor(ctx, cur); err != nil {
+			return fmt.Errorf("save cursor: %w", err)
+		}
+		if err := e.pageDone(ctx, len(ids)); err != nil {
+			return err
+		}
+		if resp.NextPageToken == "" {
+			return nil
+		}
+		st = next
+	}
+}
+
+func (e *Engine) incremental(ctx context.Context, start uint64) error {
+	pageToken := ""
+	for {
+		var resp *gmail.ListHistoryResponse
+		err := e.call(ctx, costHistory, func() (err error) {
+			c := e.svc.Users.History.List("me").StartHistoryId(start).HistoryTypes("messageAdded").MaxResults(e.cfg.PageSize).Context(ctx)
+			if pageToken != "" {
+				c = c.PageToken(pageToken)
+			}
+			resp, err = c.Do()
+			return err
+		})
+		if isStatus(err, http.StatusNotFound) {
+			return ErrHistoryExpired
+		}
+		if err != nil {
+			return fmt.Errorf("list history: %w", err)
+		}
+		seen := map[string]bool{}
+		var ids []string
+		var last uint64
+		for _, h := range resp.History {
+			last = max(last, h.Id)
+			for _, a := range h.MessagesAdded {
+				if a.Message != nil && !seen[a.Message.Id] {
+					seen[a.Message.Id] = true
+					ids = append(ids, a.Message.Id)
+				}
+			}
+		}
+		if err := e.fetchAll(ctx, ids); err != nil {
+			return err
+		}
+		// Mid-listing, the last record handled is a safe restart point;
+		// after the last page the mailbox's historyId is.
+		cur := Cursor{HistoryID: resp.HistoryId}
+		if resp.NextPageToken != "" {
+			cur.HistoryID = max(last, start)
+		}
+		if err := e.sink.SaveCursor(ctx, cur); err != nil {
+			return fmt.Errorf("save cursor: %w", err)
+		}
+		if err := e.pageDone(ctx, len(ids)); err != nil {
+			return err
+		}
+		if resp.NextPageToken == "" {
+			return nil
+		}
+		pageToken = resp.NextPageToken
+	}
+}
+
+func (e *Engine) pageDone(ctx context.Context, listed int) error {
+	e.mu.Lock()
+	e.stats.Pages++
+	e.stats.Listed += listed
+	s := e.stats
+	e.mu.Unlock()
+	if err := e.sink.Progress(ctx, s); err != nil {
+		return fmt.Errorf("report progress: %w", err)
+	}
+	return nil
+}
+
+func (e *Engine) retryFailures(ctx context.Context) error {
+	ids, err := e.sink.Retries(ctx)
+	if err != nil {
+		return fmt.Errorf("list retries: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	return e.fetchIDs(ctx, ids, true)
+}
+
+func (e *Engine) fetchAll(ctx context.Context, ids []string) error {
+	return e.fetchIDs(ctx, ids, false)
+}
+
+// fetchIDs fetches and delivers ids with bounded concurrency. A message
+// that keeps failing is recorded through Sink.Failed; only infrastructure
+// (Sink) errors, lost authorization or ctx end abort the batch.
+func (e *Engine) fetchIDs(ctx context.Context, ids []string, retrying bool) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.cfg.Concurrency)
+	for _, id := range ids {
+		g.Go(func() error {
+			f, err := e.fetch(gctx, id)
+			switch {
+			case err == nil:
+				if err := e.sink.Deliver(gctx, f); err != nil {
+					return fmt.Errorf("deliver %s: %w", id, err)
+				}
+				e.count(func(s *Stats) { s.Delivered++ })
+				if retrying {
+					if err := e.sink.Recovered(gctx, id); err != nil {
+						return fmt.Errorf("clear failure %s: %w", id, err)
+					}
+					e.count(func(s *Stats) { s.Recovered++ })
+				}
+			case isStatus(err, http.StatusNotFound):
+				// Deleted since it was listed: nothing to import.
+				e.count(func(s *Stats) { s.Skipped++ })
+				if retrying {
+					if err := e.sink.Recovered(gctx, id); err != nil {
+						return fmt.Errorf("clear failure %s: %w", id, err)
+					}
+				}
+			case fatal(gctx, err):
+				return err
+			default:
+				e.log.WarnContext(gctx, "gmail message failed; recorded for retry", "id", id, "err", err)
+				if err := e.sink.Failed(gctx, id, err); err != nil {
+					return fmt.Errorf("record failure %s: %w", id, err)
+				}
+				e.count(func(s *Stats) { s.Failed++ })
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+func (e *Engine) count(f func(*Stats)) {
+	e.mu.Lock()
+	f(&e.stats)
+	e.mu.Unlock()
+}
+
+func (e *Engine) fetch(ctx context.Context, id string) (*Fetched, error) {
+	var m *gmail.Message
+	err := e.call(ctx, costGet, func() (err error) {
+		m, err = e.svc.Users.Messages.Get("me", id).Format("raw").Context(ctx).Do()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("get message %s: %w", id, err)
+	}
+	raw, err := decodeRaw(m.Raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode message %s: %w", id, err)
+	}
+	return &Fetched{ID: m.Id, ThreadID: m.ThreadId, LabelIDs: m.LabelIds, HistoryID: m.HistoryId,
+		InternalDate: time.UnixMilli(m.InternalDate).UTC(), Raw: raw}, nil
+}
+
+// decodeRaw decodes Gmail's base64url raw field, padded or not.
+func decodeRaw(s string) ([]byte, error) {
+	if b, err := base64.URLEncoding.DecodeString(s); err == nil {
+		return b, nil
+	}
+	return base64.RawURLEncoding.DecodeString(strings.TrimRight(s, "="))
+}
+
+// call runs fn after reserving cost quota units, retrying retryable errors
+// with jittered exponential backoff (honouring Retry-After).
+func (e *Engine) call(ctx context.Context, cost int, fn func() error) error {
+	bo := gax.Backoff{Initial: e.cfg.BackoffInitial, Max: e.cfg.BackoffMax, Multiplier: 2}
+	for attempt := 1; ; attempt++ {
+		if err := e.limiter.WaitN(ctx, cost); err != nil {
+			return err
+		}
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		err = classify(err)
+		if !retryable(err) || attempt >= e.cfg.MaxAttempts {
+			return err
+		}
+		d := bo.Pause()
+		if ra := retryAfter(err); ra > d {
+			d = min(ra, e.cfg.BackoffMax)
+		}
+		e.log.DebugContext(ctx, "gmail call backing off", "attempt", attempt, "delay", d, "err", err)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// classify maps a 401 (or a revoked grant inside the token source) to
+// googleoauth.ErrReconnectNeeded.
+func classify(err error) error {
+	if isStatus(err, http.StatusUnauthorized) {
+		return fmt.Errorf("%w: %v", googleoauth.ErrReconnectNeeded, err)
+	}
+	return err
+}
+
+// fatal reports errors that end the whole run rather than one message.
+func fatal(ctx context.Context, err error) bool {
+	return ctx.Err() != nil || errors.Is(err, googleoauth.ErrReconnectNeeded) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		isStatus(err, http.StatusForbidden) && !isRateLimit(err)
+}
+
+func isStatus(err error, code int) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == code
+}
+
+func isRateLimit(err error) bool {
+	var ge *googleapi.Error
+	if !errors.As(err, &ge) {
+		return false
+	}
+	if ge.Code == http.StatusTooManyRequests {
+		return true
+	}
+	for _, it := range ge.Errors {
+		switch it.Reason {
+		case "rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded":
+			return true
+		}
+	}
+	return false
+}
+
+// retryable reports errors worth another attempt: throttling, server errors
+// and transport failures.
+func retryable(err error) bool {
+	if errors.Is(err, googleoauth.ErrReconnectNeeded) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		return ge.Code >= 500 || isRateLimit(err)
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+}
+
+func retryAfter(err error) time.Duration {
+	var ge *googleapi.Error
+	if !errors.As(err, &ge) || ge.Header == nil {
+		return 0
+	}
+	if s, perr := strconv.Atoi(ge.Header.Get("Retry-After")); perr == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 0
+}

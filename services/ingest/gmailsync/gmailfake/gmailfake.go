@@ -1,0 +1,354 @@
+// Package gmailfake is an in-process fake of the Gmail REST API (v1) for
+// tests: users.getProfile, messages.list, messages.get (format=raw) and
+// history.list with paging, Bearer-token checks, a per-window quota that
+// answers 403 userRateLimitExceeded like Google does, injected 429/5xx
+// faults and expired history (404). It speaks the real wire format by
+// marshalling the gmail/v1 types, so it is driven by the real client
+// library. Safe for concurrent use.
+package gmailfake
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	gmail "google.golang.org/api/gmail/v1"
+)
+
+// Quota costs of the methods the fake serves (Gmail API usage limits).
+const (
+	CostProfile = 1
+	CostList    = 5
+	CostGet     = 5
+	CostHistory = 2
+)
+
+type message struct {
+	id, threadID string
+	labels       []string
+	internal     time.Time
+	raw          []byte
+	historyID    uint64
+}
+
+type historyRec struct {
+	id  uint64
+	msg *message
+}
+
+// Fault is an injected error response.
+type Fault struct {
+	Code   int    // HTTP status
+	Reason string // Google error reason, e.g. "rateLimitExceeded", "backendError"
+}
+
+// Server is the fake Gmail API. Create it with New.
+type Server struct {
+	*httptest.Server
+	Email string
+	// Authorize, when set, validates the Bearer token of each request.
+	Authorize func(token string) bool
+
+	mu           sync.Mutex
+	msgs         []*message // oldest first
+	byID         map[string]*message
+	history      []historyRec
+	nextHistory  uint64
+	historyFloor uint64 // history at or below this id is gone → 404
+	nextFaults   []Fault
+	msgFaults    map[string]Fault
+	quotaUnits   int
+	quotaWindow  time.Duration
+	windowStart  time.Time
+	windowUsed   int
+	// Calls counts requests by method name ("profile", "list", "get", "history").
+	calls map[string]int
+	// QuotaErrors counts 403 userRateLimitExceeded answers sent.
+	quotaErrors int
+	gets        map[string]int
+}
+
+// New starts a fake mailbox for email.
+func New(email string) *Server {
+	s := &Server{Email: email, byID: map[string]*message{}, msgFaults: map[string]Fault{},
+		calls: map[string]int{}, gets: map[string]int{}, nextHistory: 1000}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /gmail/v1/users/{user}/profile", s.profile)
+	mux.HandleFunc("GET /gmail/v1/users/{user}/messages", s.list)
+	mux.HandleFunc("GET /gmail/v1/users/{user}/messages/{id}", s.get)
+	mux.HandleFunc("GET /gmail/v1/users/{user}/history", s.historyList)
+	s.Server = httptest.NewServer(mux)
+	return s
+}
+
+// Endpoint is the base URL to pass to option.WithEndpoint.
+func (s *Server) Endpoint() string { return s.URL + "/" }
+
+// Add appends a message to the mailbox and records a messageAdded history
+// entry; it returns the message id.
+func (s *Server) Add(raw []byte, labels ...string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextHistory += 3
+	id := fmt.Sprintf("%016x", 0x18c0000000000000+uint64(len(s.msgs)))
+	m := &message{id: id, threadID: id, labels: labels, raw: raw, historyID: s.nextHistory,
+		internal: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(len(s.msgs)) * time.Minute)}
+	s.msgs = append(s.msgs, m)
+	s.byID[id] = m
+	s.history = append(s.history, historyRec{id: s.nextHistory, msg: m})
+	return id
+}
+
+// Delete removes a message (its history entry stays, like a message deleted
+// after it was added).
+func (s *Server) Delete(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.byID, id)
+	for i, m := range s.msgs {
+		if m.id == id {
+			s.msgs = append(s.msgs[:i], s.msgs[i+1:]...)
+			break
+		}
+	}
+}
+
+// HistoryID is the mailbox's current history id.
+func (s *Server) HistoryID() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nextHistory
+}
+
+// ExpireHistory drops all history up to now: history.list from any older
+// start id answers 404, as Gmail does after about a week.
+func (s *Server) ExpireHistory() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.historyFloor = s.nextHistory
+	s.history = nil
+}
+
+// FailNext makes the next len(faults) requests fail with the given faults, in order.
+func (s *Server) FailNext(faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextFaults = append(s.nextFaults, faults...)
+}
+
+// FailMessage makes every get of id fail with f until cleared with a zero Fault.
+func (s *Server) FailMessage(id string, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if f.Code == 0 {
+		delete(s.msgFaults, id)
+		return
+	}
+	s.msgFaults[id] = f
+}
+
+// SetQuota enforces units per window per user, answering 403
+// userRateLimitExceeded above it. Zero units disables the quota.
+func (s *Server) SetQuota(units int, window time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.quotaUnits, s.quotaWindow, s.windowStart, s.windowUsed = units, window, time.Now(), 0
+}
+
+// Calls returns how many requests of a method ("profile", "list", "get", "history") were served.
+func (s *Server) Calls(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.calls[method]
+}
+
+// Gets returns how many times message id was fetched.
+func (s *Server) Gets(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gets[id]
+}
+
+// QuotaErrors returns how many quota 403s were sent.
+func (s *Server) QuotaErrors() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.quotaErrors
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes Google's JSON error envelope.
+func writeError(w http.ResponseWriter, code int, reason, msg string) {
+	status := map[int]string{400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}[code]
+	domain := "global"
+	if strings.Contains(reason, "RateLimit") || strings.Contains(reason, "rateLimit") {
+		domain = "usageLimits"
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"code": code, "message": msg, "status": status,
+		"errors": []map[string]string{{"message": msg, "domain": domain, "reason": reason}},
+	}})
+}
+
+// admit checks auth, injected faults and quota; it reports whether to go on.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, method string, cost int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[method]++
+	if u := r.PathValue("user"); u != "me" && u != s.Email {
+		writeError(w, 400, "invalidArgument", "Invalid user id")
+		return false
+	}
+	if s.Authorize != nil {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !s.Authorize(tok) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="https://accounts.google.com/"`)
+			writeError(w, 401, "authError", "Request had invalid authentication credentials.")
+			return false
+		}
+	}
+	if len(s.nextFaults) > 0 {
+		f := s.nextFaults[0]
+		s.nextFaults = s.nextFaults[1:]
+		writeError(w, f.Code, f.Reason, "injected fault")
+		return false
+	}
+	if s.quotaUnits > 0 {
+		now := time.Now()
+		if now.Sub(s.windowStart) >= s.quotaWindow {
+			s.windowStart, s.windowUsed = now, 0
+		}
+		if s.windowUsed+cost > s.quotaUnits {
+			s.quotaErrors++
+			writeError(w, 403, "userRateLimitExceeded", "User-rate limit exceeded. Retry after "+s.windowStart.Add(s.quotaWindow).UTC().Format(time.RFC3339))
+			return false
+		}
+		s.windowUsed += cost
+	}
+	return true
+}
+
+func (s *Server) profile(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r, "profile", CostProfile) {
+		return
+	}
+	s.mu.Lock()
+	p := &gmail.Profile{EmailAddress: s.Email, HistoryId: s.nextHistory, MessagesTotal: int64(len(s.msgs)), ThreadsTotal: int64(len(s.msgs))}
+	s.mu.Unlock()
+	writeJSON(w, p)
+}
+
+func pageParams(r *http.Request, def, max int) (offset, size int) {
+	offset, _ = strconv.Atoi(r.URL.Query().Get("pageToken"))
+	size, _ = strconv.Atoi(r.URL.Query().Get("maxResults"))
+	if size <= 0 {
+		size = def
+	}
+	if size > max {
+		size = max
+	}
+	return offset, size
+}
+
+func (s *Server) list(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r, "list", CostList) {
+		return
+	}
+	offset, size := pageParams(r, 100, 500)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	resp := &gmail.ListMessagesResponse{ResultSizeEstimate: int64(len(s.msgs))}
+	// Gmail lists newest first.
+	for i := len(s.msgs) - 1 - offset; i >= 0 && len(resp.Messages) < size; i-- {
+		resp.Messages = append(resp.Messages, &gmail.Message{Id: s.msgs[i].id, ThreadId: s.msgs[i].threadID})
+	}
+	if offset+size < len(s.msgs) {
+		resp.NextPageToken = strconv.Itoa(offset + size)
+	}
+	writeJSON(w, resp)
+}
+
+func (s *Server) get(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r, "get", CostGet) {
+		return
+	}
+	if f := r.URL.Query().Get("format"); f != "raw" {
+		writeError(w, 400, "invalidArgument", "fake supports format=raw only")
+		return
+	}
+	id := r.PathValue("id")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gets[id]++
+	if f, ok := s.msgFaults[id]; ok {
+		writeError(w, f.Code, f.Reason, "injected message fault")
+		return
+	}
+	m, ok := s.byID[id]
+	if !ok {
+		writeError(w, 404, "notFound", "Requested entity was not found.")
+		return
+	}
+	writeJSON(w, &gmail.Message{Id: m.id, ThreadId: m.threadID, LabelIds: m.labels, HistoryId: m.historyID,
+		InternalDate: m.internal.UnixMilli(), SizeEstimate: int64(len(m.raw)), Raw: base64.URLEncoding.EncodeToString(m.raw)})
+}
+
+func (s *Server) historyList(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r, "history", CostHistory) {
+		return
+	}
+	start, err := strconv.ParseUint(r.URL.Query().Get("startHistoryId"), 10, 64)
+	if err != nil {
+		writeError(w, 400, "invalidArgument", "Invalid startHistoryId")
+		return
+	}
+	if types := r.URL.Query()["historyTypes"]; len(types) > 0 && !contains(types, "messageAdded") {
+		writeError(w, 400, "invalidArgument", "fake serves messageAdded only")
+		return
+	}
+	offset, size := pageParams(r, 100, 500)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if start < s.historyFloor {
+		writeError(w, 404, "notFound", "Requested entity was not found.")
+		return
+	}
+	var recs []historyRec
+	for _, h := range s.history {
+		if h.id > start {
+			recs = append(recs, h)
+		}
+	}
+	resp := &gmail.ListHistoryResponse{HistoryId: s.nextHistory}
+	for i := offset; i < len(recs) && i < offset+size; i++ {
+		h := recs[i]
+		resp.History = append(resp.History, &gmail.History{Id: h.id,
+			Messages:      []*gmail.Message{{Id: h.msg.id, ThreadId: h.msg.threadID}},
+			MessagesAdded: []*gmail.HistoryMessageAdded{{Message: &gmail.Message{Id: h.msg.id, ThreadId: h.msg.threadID, LabelIds: h.msg.labels}}}})
+	}
+	if offset+size < len(recs) {
+		resp.NextPageToken = strconv.Itoa(offset + size)
+	}
+	writeJSON(w, resp)
+}
+
+func contains(l []string, v string) bool {
+	for _, x := range l {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
