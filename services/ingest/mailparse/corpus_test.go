@@ -204,3 +204,13 @@ func trunc(s string) string {
 	}
 	return s
 }
+
+func TestUndeclaredLatin1BodyIsRepaired(t *testing.T) {
+	m, err := Parse([]byte(stdHead+"Subject: x\n\nna\xefve caf\xe9\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.Text, "naïve café") {
+		t.Fatalf("Text = %q", m.Text)
+	}
+}

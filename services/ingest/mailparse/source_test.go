@@ -217,3 +217,26 @@ func TestLargeMboxStreamsWithBoundedMemory(t *testing.T) {
 		t.Fatalf("count = %d", count)
 	}
 }
+
+func TestSyntheticMboxRoundTrips(t *testing.T) {
+	var b bytes.Buffer
+	if err := WriteSyntheticMbox(&b, 200, 1); err != nil {
+		t.Fatal(err)
+	}
+	msgs := readAll(t, NewMboxReader(&b, ReaderOptions{}))
+	if len(msgs) != 200 {
+		t.Fatalf("got %d messages, want 200", len(msgs))
+	}
+	for i, rm := range msgs {
+		m, err := Parse(rm.Raw, Options{FallbackDate: rm.EnvelopeDate})
+		if err != nil {
+			t.Fatalf("msg %d: %v", i, err)
+		}
+		if m.MessageIDSynthesized || m.Text == "" || m.DateSource != DateFromHeader {
+			t.Fatalf("msg %d parsed badly: %+v", i, m)
+		}
+		if strings.Contains(m.Text, "track()") {
+			t.Fatalf("msg %d: script leaked into text", i)
+		}
+	}
+}
