@@ -100,6 +100,11 @@ type Sink interface {
 	Deliver(ctx context.Context, m *Fetched) error
 	// Failed records a message that could not be fetched or is too large.
 	Failed(ctx context.Context, folder string, uidValidity, uid uint32, err error) error
+	// Retries lists UIDs recorded by Failed in folder (same UIDVALIDITY)
+	// that are due for another try; permanent failures need not be listed.
+	Retries(ctx context.Context, folder string, uidValidity uint32) ([]uint32, error)
+	// Recovered clears a recorded failure after a successful retry.
+	Recovered(ctx context.Context, folder string, uidValidity, uid uint32) error
 	// SaveCursor persists the cursor after each batch.
 	SaveCursor(ctx context.Context, c Cursor) error
 	// Progress reports running totals; it doubles as the run's heartbeat.
@@ -112,6 +117,7 @@ type Stats struct {
 	Resets    int `json:"resets"` // folders resynced after a UIDVALIDITY change
 	Delivered int `json:"delivered"`
 	Failed    int `json:"failed"`
+	Recovered int `json:"recovered"`
 }
 
 // Dial connects and authenticates. The caller closes the client.
@@ -220,6 +226,9 @@ func syncFolder(ctx context.Context, c *imapclient.Client, cfg Config, folder st
 			return fmt.Errorf("save cursor: %w", err)
 		}
 	}
+	if err := retryFailed(ctx, c, cfg, folder, fc.UIDValidity, sink, st); err != nil {
+		return err
+	}
 	if sel.NumMessages == 0 || (sel.UIDNext != 0 && uint32(sel.UIDNext) <= fc.LastUID+1) {
 		return nil
 	}
@@ -254,7 +263,38 @@ func syncFolder(ctx context.Context, c *imapclient.Client, cfg Config, folder st
 	return nil
 }
 
+// retryFailed refetches UIDs that failed in earlier runs; those delivered
+// now are cleared, those failing again stay recorded.
+func retryFailed(ctx context.Context, c *imapclient.Client, cfg Config, folder string, validity uint32, sink Sink, st *Stats) error {
+	uids, err := sink.Retries(ctx, folder, validity)
+	if err != nil {
+		return fmt.Errorf("list retries: %w", err)
+	}
+	for start := 0; start < len(uids); start += cfg.BatchSize {
+		var batch []imap.UID
+		for _, u := range uids[start:min(start+cfg.BatchSize, len(uids))] {
+			batch = append(batch, imap.UID(u))
+		}
+		before := st.Delivered
+		delivered := map[uint32]bool{}
+		if err := fetchBatchInto(ctx, c, cfg, folder, validity, batch, sink, st, delivered); err != nil {
+			return err
+		}
+		for u := range delivered {
+			if err := sink.Recovered(ctx, folder, validity, u); err != nil {
+				return fmt.Errorf("clear failure: %w", err)
+			}
+		}
+		st.Recovered += st.Delivered - before
+	}
+	return nil
+}
+
 func fetchBatch(ctx context.Context, c *imapclient.Client, cfg Config, folder string, validity uint32, batch []imap.UID, sink Sink, st *Stats) error {
+	return fetchBatchInto(ctx, c, cfg, folder, validity, batch, sink, st, nil)
+}
+
+func fetchBatchInto(ctx context.Context, c *imapclient.Client, cfg Config, folder string, validity uint32, batch []imap.UID, sink Sink, st *Stats, delivered map[uint32]bool) error {
 	// First sizes, so oversized messages are never downloaded.
 	sizes, err := c.Fetch(imap.UIDSetNum(batch...), &imap.FetchOptions{UID: true, RFC822Size: true, InternalDate: true}).Collect()
 	if err != nil {
@@ -307,6 +347,9 @@ func fetchBatch(ctx context.Context, c *imapclient.Client, cfg Config, folder st
 			return fmt.Errorf("deliver uid %d: %w", buf.UID, err)
 		}
 		st.Delivered++
+		if delivered != nil {
+			delivered[uint32(buf.UID)] = true
+		}
 	}
 	if err := cmd.Close(); err != nil {
 		return fmt.Errorf("fetch body: %w", err)

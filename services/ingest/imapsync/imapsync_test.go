@@ -34,6 +34,25 @@ func (m *memSink) Failed(_ context.Context, folder string, v, uid uint32, err er
 	m.failed[fmt.Sprintf("%s/%d/%d", folder, v, uid)] = err
 	return nil
 }
+func (m *memSink) Retries(_ context.Context, folder string, v uint32) ([]uint32, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []uint32
+	for k := range m.failed {
+		var f string
+		var vv, uid uint32
+		if _, err := fmt.Sscanf(strings.ReplaceAll(k, "/", " "), "%s %d %d", &f, &vv, &uid); err == nil && f == folder && vv == v {
+			out = append(out, uid)
+		}
+	}
+	return out, nil
+}
+func (m *memSink) Recovered(_ context.Context, folder string, v, uid uint32) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.failed, fmt.Sprintf("%s/%d/%d", folder, v, uid))
+	return nil
+}
 func (m *memSink) SaveCursor(_ context.Context, c Cursor) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -182,6 +201,12 @@ func TestIMAPSyncAgainstDovecot(t *testing.T) {
 			if !errors.Is(e, ErrTooLarge) {
 				t.Fatalf("failure %v, want ErrTooLarge", e)
 			}
+		}
+		// With a larger cap the recorded failure is retried and recovered.
+		cfg.MaxSize = 1 << 20
+		st, err = Sync(ctx, cfg, sink.cursor, sink, nil)
+		if err != nil || st.Recovered != 1 || len(sink.failed) != 0 {
+			t.Fatalf("retry: stats %+v err %v failed %v", st, err, sink.failed)
 		}
 	})
 
