@@ -210,14 +210,6 @@ func TestIMAPSyncAgainstDovecot(t *testing.T) {
 		}
 	})
 
-	t.Run("wrong password is ErrAuth", func(t *testing.T) {
-		cfg := cfgFor(srv)
-		cfg.Password = "wrong"
-		if _, err := Sync(ctx, cfg, Cursor{}, &memSink{}, nil); !errors.Is(err, ErrAuth) {
-			t.Fatalf("err = %v, want ErrAuth", err)
-		}
-	})
-
 	t.Run("XOAUTH2 with a valid token logs in", func(t *testing.T) {
 		srv.AddToken("good-token")
 		cfg := cfgFor(srv)
@@ -229,6 +221,14 @@ func TestIMAPSyncAgainstDovecot(t *testing.T) {
 		}
 		if len(sink.delivered) < 10 {
 			t.Fatalf("delivered %d", len(sink.delivered))
+		}
+	})
+
+	t.Run("wrong password is ErrAuth", func(t *testing.T) {
+		cfg := cfgFor(srv)
+		cfg.Password = "wrong"
+		if _, err := Sync(ctx, cfg, Cursor{}, &memSink{}, nil); !errors.Is(err, ErrAuth) {
+			t.Fatalf("err = %v, want ErrAuth", err)
 		}
 	})
 

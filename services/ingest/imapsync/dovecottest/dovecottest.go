@@ -149,6 +149,7 @@ listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2 oauthbearer
+auth_failure_delay = 0
 default_login_user = %[3]s
 default_internal_user = %[4]s
 default_internal_group = %[4]s
@@ -170,6 +171,7 @@ service anvil {
 }
 passdb {
   driver = passwd-file
+  mechanisms = plain login
   args = scheme=PLAIN username_format=%%u %[1]s/passwd
 }
 passdb {
