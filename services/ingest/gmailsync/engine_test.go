@@ -13,8 +13,6 @@ import (
 	"github.com/ownyou/home/pkg/googleoauth/oauthfake"
 	"github.com/ownyou/home/services/ingest/gmailsync/gmailfake"
 	"golang.org/x/oauth2"
-	gmail "google.golang.org/api/gmail/v1"
-	"google.golang.org/api/option"
 )
 
 // memSink is an in-memory Sink recording everything the engine does.
@@ -114,12 +112,11 @@ func newHarness(t *testing.T, n int, cfg Config) *harness {
 	oc := googleoauth.Config{ClientID: "cid", ClientSecret: "secret", AuthURL: h.oauth.AuthURL(), TokenURL: h.oauth.TokenURL()}
 	ts := oc.TokenSource(context.Background(), nil, &oauth2.Token{RefreshToken: h.oauth.IssueRefreshToken()},
 		func(_ context.Context, tok *oauth2.Token) error { h.saved = append(h.saved, tok); return nil })
-	svc, err := gmail.NewService(context.Background(), option.WithEndpoint(h.gm.Endpoint()),
-		option.WithHTTPClient(oauth2.NewClient(context.Background(), ts)))
+	eng, err := New(context.Background(), oauth2.NewClient(context.Background(), ts), h.gm.Endpoint(), cfg, h.sink, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.eng = New(svc, cfg, h.sink, nil)
+	h.eng = eng
 	return h
 }
 
@@ -370,5 +367,54 @@ func TestResumesInterruptedFullSyncFromPageToken(t *testing.T) {
 	}
 	if h.sink.count() != 20 {
 		t.Fatalf("delivered %d, want 20", h.sink.count())
+	}
+}
+
+func TestBatching(t *testing.T) {
+	tests := []struct {
+		name        string
+		batchSize   int
+		wantBatches int
+	}{
+		{"gets share HTTP batch requests", 5, 6}, // 3 pages of 10, two batches of 5 each
+		{"batch size 1 fetches singly", 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fastConfig()
+			cfg.BatchSize = tc.batchSize
+			cfg.PageSize = 10
+			h := newHarness(t, 30, cfg)
+			if _, err := h.eng.Sync(context.Background(), Cursor{}); err != nil {
+				t.Fatal(err)
+			}
+			if h.sink.count() != 30 {
+				t.Fatalf("delivered %d", h.sink.count())
+			}
+			if got := h.gm.Calls("batch"); got != tc.wantBatches {
+				t.Fatalf("batch requests = %d, want %d", got, tc.wantBatches)
+			}
+			if h.gm.Calls("get") != 30 {
+				t.Fatalf("gets = %d, want each message fetched once", h.gm.Calls("get"))
+			}
+		})
+	}
+}
+
+func TestBatchItemFailuresFallBackToSingleFetch(t *testing.T) {
+	cfg := fastConfig()
+	cfg.BatchSize = 10
+	cfg.PageSize = 10
+	h := newHarness(t, 10, cfg)
+	// Three batch items hit throttling or a backend error; they are refetched singly.
+	h.gm.FailNextGets(gmailfake.Fault{Code: 429, Reason: "rateLimitExceeded"}, gmailfake.Fault{Code: 403, Reason: "userRateLimitExceeded"}, gmailfake.Fault{Code: 500, Reason: "backendError"})
+	if _, err := h.eng.Sync(context.Background(), Cursor{}); err != nil {
+		t.Fatal(err)
+	}
+	if h.sink.count() != 10 || len(h.sink.failed) != 0 {
+		t.Fatalf("delivered %d failed %v", h.sink.count(), h.sink.failed)
+	}
+	if h.gm.Calls("batch") != 1 || h.gm.Calls("get") != 13 {
+		t.Fatalf("batch %d gets %d, want 1 batch and 3 single refetches", h.gm.Calls("batch"), h.gm.Calls("get"))
 	}
 }

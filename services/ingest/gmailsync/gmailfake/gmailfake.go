@@ -8,11 +8,17 @@
 package gmailfake
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,6 +69,7 @@ type Server struct {
 	historyFloor uint64 // history at or below this id is gone → 404
 	nextFaults   []Fault
 	msgFaults    map[string]Fault
+	getFaults    []Fault
 	quotaUnits   int
 	quotaWindow  time.Duration
 	windowStart  time.Time
@@ -72,6 +79,7 @@ type Server struct {
 	// QuotaErrors counts 403 userRateLimitExceeded answers sent.
 	quotaErrors int
 	gets        map[string]int
+	mux         *http.ServeMux
 }
 
 // New starts a fake mailbox for email.
@@ -83,6 +91,8 @@ func New(email string) *Server {
 	mux.HandleFunc("GET /gmail/v1/users/{user}/messages", s.list)
 	mux.HandleFunc("GET /gmail/v1/users/{user}/messages/{id}", s.get)
 	mux.HandleFunc("GET /gmail/v1/users/{user}/history", s.historyList)
+	mux.HandleFunc("POST /batch/gmail/v1", s.batch)
+	s.mux = mux
 	s.Server = httptest.NewServer(mux)
 	return s
 }
@@ -142,6 +152,13 @@ func (s *Server) FailNext(faults ...Fault) {
 	s.nextFaults = append(s.nextFaults, faults...)
 }
 
+// FailNextGets makes the next len(faults) messages.get calls fail, in order.
+func (s *Server) FailNextGets(faults ...Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.getFaults = append(s.getFaults, faults...)
+}
+
 // FailMessage makes every get of id fail with f until cleared with a zero Fault.
 func (s *Server) FailMessage(id string, f Fault) {
 	s.mu.Lock()
@@ -161,7 +178,8 @@ func (s *Server) SetQuota(units int, window time.Duration) {
 	s.quotaUnits, s.quotaWindow, s.windowStart, s.windowUsed = units, window, time.Now(), 0
 }
 
-// Calls returns how many requests of a method ("profile", "list", "get", "history") were served.
+// Calls returns how many requests of a method ("profile", "list", "get",
+// "history", "batch") were served; batched gets count as "get" too.
 func (s *Server) Calls(method string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -292,6 +310,12 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.gets[id]++
+	if len(s.getFaults) > 0 {
+		f := s.getFaults[0]
+		s.getFaults = s.getFaults[1:]
+		writeError(w, f.Code, f.Reason, "injected get fault")
+		return
+	}
 	if f, ok := s.msgFaults[id]; ok {
 		writeError(w, f.Code, f.Reason, "injected message fault")
 		return
@@ -351,4 +375,55 @@ func contains(l []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// batch serves Google's multipart/mixed batch protocol: each part is an
+// application/http request run through the same handlers (auth, faults and
+// quota apply per item), answered as a part with Content-ID
+// <response-item-N>.
+func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	s.calls["batch"]++
+	s.mu.Unlock()
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/mixed" {
+		writeError(w, 400, "invalidArgument", "batch needs multipart/mixed")
+		return
+	}
+	mr := multipart.NewReader(r.Body, params["boundary"])
+	var out bytes.Buffer
+	mw := multipart.NewWriter(&out)
+	n := 0
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			writeError(w, 400, "invalidArgument", "bad batch body: "+err.Error())
+			return
+		}
+		if n++; n > 100 {
+			writeError(w, 400, "invalidArgument", "Too many requests in batch")
+			return
+		}
+		cid := strings.Trim(part.Header.Get("Content-ID"), "<>")
+		inner, err := http.ReadRequest(bufio.NewReader(part))
+		if err != nil {
+			writeError(w, 400, "invalidArgument", "bad batch item: "+err.Error())
+			return
+		}
+		inner.Header.Set("Authorization", r.Header.Get("Authorization"))
+		rec := httptest.NewRecorder()
+		s.mux.ServeHTTP(rec, inner.WithContext(r.Context()))
+		h := textproto.MIMEHeader{}
+		h.Set("Content-Type", "application/http")
+		h.Set("Content-ID", "<response-"+cid+">")
+		pw, _ := mw.CreatePart(h)
+		fmt.Fprintf(pw, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n\r\n", rec.Code, http.StatusText(rec.Code), rec.Header().Get("Content-Type"))
+		pw.Write(rec.Body.Bytes())
+	}
+	mw.Close()
+	w.Header().Set("Content-Type", "multipart/mixed; boundary="+mw.Boundary())
+	w.Write(out.Bytes())
 }
