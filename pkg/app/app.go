@@ -247,30 +247,50 @@ func (a *AdminServer) Close() {
 	_ = a.srv.Shutdown(ctx)
 }
 
-// Main is the body of every service's main: it loads cfg (a pointer to the
-// service's config struct, which embeds Common) from the environment, honours
-// --help, logs the effective configuration with secrets masked, and runs the
-// services until SIGINT/SIGTERM. It returns the process exit code.
-func Main(ctx context.Context, name string, args []string, cfg any, common func() Common, builders ...Builder) int {
+// Main is the body of every service's run function: it loads cfg (a pointer to
+// the service's config struct) from the environment, honours --help, logs the
+// effective configuration with secrets masked, builds the services with build
+// (called after the config is loaded) and runs them until ctx is cancelled. A
+// failure is logged here, once; pass the result to ExitCode.
+func Main(ctx context.Context, name string, args []string, cfg any, build func() (Common, []Builder)) error {
 	if err := config.Load(cfg, name, args, os.Stdout); err != nil {
-		if errors.Is(err, config.ErrHelp) {
-			return 0
+		if !errors.Is(err, config.ErrHelp) {
+			fmt.Fprintln(os.Stderr, err)
+			return configError{err}
 		}
-		fmt.Fprintln(os.Stderr, err)
-		return 2
+		return err
 	}
-	c := common()
+	c, builders := build()
 	log, err := telemetry.NewLogger(os.Stderr, c.Telemetry)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, name+":", err)
-		return 2
+		return configError{err}
 	}
-	log = log.With("service", name)
+	log = log.With("process", name)
 	log.Info("starting", config.LogAttrs(cfg)...)
 	if err := Run(ctx, name, c, log, builders...); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped with error", "err", err)
-		return 1
+		return err
 	}
 	log.Info("stopped")
-	return 0
+	return nil
+}
+
+// configError marks a failure to read the configuration (exit code 2).
+type configError struct{ error }
+
+func (e configError) Unwrap() error { return e.error }
+
+// ExitCode maps Main's result to a process exit code: 0 for success or --help,
+// 2 for a configuration error, 1 otherwise.
+func ExitCode(err error) int {
+	var ce configError
+	switch {
+	case err == nil, errors.Is(err, config.ErrHelp):
+		return 0
+	case errors.As(err, &ce):
+		return 2
+	default:
+		return 1
+	}
 }

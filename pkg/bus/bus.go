@@ -183,14 +183,20 @@ type envelope struct {
 // ErrPublish wraps every publishing failure.
 var ErrPublish = errors.New("publish")
 
-// Publish sends v on topic t with msgID as its JetStream Msg-Id, so a repeat
-// within the duplicate window is stored once. It returns after the server has
-// stored the message (or recognized it as a duplicate).
-func Publish[T any](ctx context.Context, b *Bus, t Topic[T], msgID string, v T) error {
-	return publish(ctx, b, t.Subject, t.Version, msgID, v)
+// Publish sends v on topic t. key is the deterministic id of what the message
+// says (an email id for "email X was ingested"); the JetStream Msg-Id is the
+// subject plus key, so a repeat within the duplicate window is stored once while
+// the same email's messages on other subjects of the stream are not mistaken
+// for duplicates. It returns after the server has stored the message (or
+// recognized it as a duplicate).
+func Publish[T any](ctx context.Context, b *Bus, t Topic[T], key string, v T) error {
+	if key == "" {
+		return fmt.Errorf("%w %s: empty key", ErrPublish, t.Subject)
+	}
+	return publish(ctx, b, t.Subject, t.Version, t.Subject+":"+key, v)
 }
 
-// PublishSubject is Publish for a subject outside the typed topics (dead letters).
+// publish sends v on subject with the given Msg-Id.
 func publish(ctx context.Context, b *Bus, subject string, version int, msgID string, v any) error {
 	if msgID == "" {
 		return fmt.Errorf("%w %s: empty msg id", ErrPublish, subject)

@@ -71,6 +71,28 @@ func TestPublishDedupesByMsgID(t *testing.T) {
 	}
 }
 
+func TestSameKeyOnAnotherSubjectIsNotADuplicate(t *testing.T) {
+	b := testkit.NATS(t, nil)
+	ctx := context.Background()
+	if err := bus.Publish(ctx, b, bus.EmailsIngested, "e1", bus.EmailIngested{EmailID: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bus.Publish(ctx, b, bus.EmailsEmbedded, "e1", bus.EmailEmbedded{EmailID: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.JetStream().Stream(ctx, bus.StreamEmails)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if si.State.Msgs != 2 {
+		t.Fatalf("stream holds %d messages, want 2", si.State.Msgs)
+	}
+}
+
 func TestPublishRejectsEmptyMsgID(t *testing.T) {
 	b := testkit.NATS(t, nil)
 	err := bus.Publish(context.Background(), b, bus.EmailsIngested, "", bus.EmailIngested{EmailID: "x"})
@@ -221,7 +243,11 @@ func TestPoisonMessageGoesToDeadLettersWhileTheRestFlow(t *testing.T) {
 	}, "dead letters %d (want 4), handled %d (want 10)", len(dls), s.len())
 	byID := map[string]store.DeadLetter{}
 	for _, d := range dls {
-		byID[d.MsgID] = d
+		k := d.Key
+		if k == "" {
+			k = d.MsgID // the undecodable message has no key
+		}
+		byID[k] = d
 	}
 	for _, tc := range []struct {
 		msgID, errContains string

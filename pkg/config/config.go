@@ -166,6 +166,9 @@ func walk(rv reflect.Value, fn func(Var)) {
 			continue
 		}
 		name = strings.Split(name, ",")[0]
+		if name == "-" {
+			continue
+		}
 		fn(Var{
 			Name:    name,
 			Default: f.Tag.Get("envDefault"),
