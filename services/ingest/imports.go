@@ -2,23 +2,27 @@ package ingest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"time"
+	"os"
+	"strings"
+	"sync/atomic"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/services/ingest/intake"
+	"github.com/ownyou/home/services/ingest/mailparse"
 )
 
-// handleImport reads an uploaded file from the object bucket and stores every
-// message in it. Redelivery re-reads the file: stored emails dedupe, and an
-// email whose publish never completed is published again.
+// handleImport imports one uploaded file from the imports bucket. Messages
+// that cannot be imported are recorded as import errors; a missing upload
+// is permanent; anything else is retried by the bus (the rerun dedupes).
 func (s *Service) handleImport(ctx context.Context, req bus.ImportRequested) error {
+	log := s.log.With("import", req.ImportID, "file", req.Filename)
 	im, err := s.db.GetImport(ctx, req.ImportID)
 	if errors.Is(err, store.ErrNotFound) {
 		return bus.Permanent(fmt.Errorf("import %s: no such import record", req.ImportID))
@@ -26,104 +30,131 @@ func (s *Service) handleImport(ctx context.Context, req bus.ImportRequested) err
 	if err != nil {
 		return err
 	}
-	if im.Status == store.ImportDone || im.Status == store.ImportFailed {
+	if im.Status == store.ImportDone {
 		return nil // already finished: a duplicate request
 	}
-	objects, err := s.bus.ImportObjects(ctx)
-	if err != nil {
-		return err
-	}
-	obj, err := objects.Get(ctx, req.Object)
-	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		msg := "the uploaded file is gone from the import bucket; upload it again"
-		_ = s.db.FinishImport(ctx, req.ImportID, store.ImportProgress{}, store.ImportFailed, msg)
-		return bus.Permanent(errors.New(msg))
-	}
-	if err != nil {
-		return fmt.Errorf("open upload: %w", err)
-	}
-	defer obj.Close()
 	if err := s.db.StartImport(ctx, req.ImportID); err != nil {
 		return err
 	}
-	s.log.InfoContext(ctx, "import started", "import_id", req.ImportID, "file", req.Filename)
-	p, err := s.importStream(ctx, req.ImportID, obj)
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err() // shutting down: another run picks it up
-		}
-		if fe := s.db.FinishImport(ctx, req.ImportID, p, store.ImportFailed, err.Error()); fe != nil {
-			return fe
-		}
-		return bus.Permanent(fmt.Errorf("import %s: %w", req.ImportID, err))
-	}
-	if err := s.db.FinishImport(ctx, req.ImportID, p, store.ImportDone, ""); err != nil {
-		return err
-	}
-	if err := objects.Delete(ctx, req.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-		s.log.WarnContext(ctx, "delete uploaded file", "import_id", req.ImportID, "err", err)
-	}
-	s.log.InfoContext(ctx, "import done", "import_id", req.ImportID, "messages", p.Messages, "imported", p.Imported, "duplicates", p.Duplicates, "errors", p.Errors)
-	return nil
-}
-
-// importStream splits r into messages (an mbox, or one .eml) and stores each.
-// A message that cannot be stored is recorded as an import error; only a
-// failure of the store or bus ends the import early.
-func (s *Service) importStream(ctx context.Context, importID string, r io.Reader) (store.ImportProgress, error) {
-	var p store.ImportProgress
-	cr := &countingReader{r: r}
-	br := bufio.NewReaderSize(cr, 64<<10)
-	head, _ := br.Peek(5)
-	if bytes.HasPrefix(head, []byte("PK\x03\x04")) {
-		return p, errors.New("zip archives are not supported yet: upload an mbox or a single .eml")
-	}
-	last := time.Now()
-	err := splitMbox(br, s.cfg.MaxMessageBytes, func(n int, raw []byte, tooBig int64) error {
-		p.Messages++
-		p.BytesRead = cr.n
-		if tooBig > 0 {
-			p.Errors++
-			return s.db.AddImportError(ctx, importID, int64(n), "", fmt.Sprintf("message %d is larger than the %d-byte limit (at least %d bytes); skipped", n, s.cfg.MaxMessageBytes, tooBig))
-		}
-		e, perr := normalize(raw)
-		if perr != nil {
-			p.Errors++
-			return s.db.AddImportError(ctx, importID, int64(n), "", fmt.Sprintf("message %d: %v", n, perr))
-		}
-		e.ImportID = importID
-		needsPublish, err := s.db.InsertEmail(ctx, e)
-		if err != nil {
+	prog, err := s.importObject(ctx, req)
+	switch {
+	case err == nil:
+		if err := s.db.FinishImport(ctx, req.ImportID, toImportProgress(prog), store.ImportDone, ""); err != nil {
 			return err
 		}
-		if needsPublish {
-			if err := bus.Publish(ctx, s.bus, bus.EmailsIngested, e.ID, bus.EmailIngested{EmailID: e.ID, ImportID: importID}); err != nil {
-				return err
+		log.InfoContext(ctx, "import done", "messages", prog.Messages, "imported", prog.Imported, "duplicates", prog.Duplicate, "errors", prog.Errors)
+		if objs, oerr := s.bus.ImportObjects(ctx); oerr == nil {
+			if derr := objs.Delete(ctx, req.Object); derr != nil && !errors.Is(derr, jetstream.ErrObjectNotFound) {
+				log.WarnContext(ctx, "delete imported upload", "err", derr)
 			}
-			if err := s.db.MarkPublished(ctx, e.ID); err != nil {
-				return err
-			}
-			p.Imported++
-		} else {
-			p.Duplicates++
-		}
-		if time.Since(last) > progressEvery {
-			last = time.Now()
-			return s.db.UpdateImportProgress(ctx, importID, p)
 		}
 		return nil
-	})
-	p.BytesRead = cr.n
-	return p, err
+	case errors.Is(err, jetstream.ErrObjectNotFound):
+		msg := "the uploaded file is no longer available; upload it again"
+		if ferr := s.db.FinishImport(ctx, req.ImportID, toImportProgress(prog), store.ImportFailed, msg); ferr != nil {
+			return ferr
+		}
+		return bus.Permanent(fmt.Errorf("import %s: %w", req.ImportID, err))
+	default:
+		// Visible as failed while the bus retries; the retry starts over.
+		fctx := context.WithoutCancel(ctx)
+		if ferr := s.db.FinishImport(fctx, req.ImportID, toImportProgress(prog), store.ImportFailed, "import interrupted, retrying: "+err.Error()); ferr != nil {
+			log.ErrorContext(ctx, "record import failure", "err", ferr)
+		}
+		return fmt.Errorf("import %s: %w", req.ImportID, err)
+	}
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+func toImportProgress(p intake.Progress) store.ImportProgress {
+	return store.ImportProgress{BytesRead: p.BytesRead, Messages: p.Messages, Imported: p.Imported, Duplicates: p.Duplicate, Errors: p.Errors}
 }
 
-func (c *countingReader) Read(b []byte) (int, error) {
-	n, err := c.r.Read(b)
-	c.n += int64(n)
-	return n, err
+func (s *Service) importObject(ctx context.Context, req bus.ImportRequested) (intake.Progress, error) {
+	objs, err := s.bus.ImportObjects(ctx)
+	if err != nil {
+		return intake.Progress{}, err
+	}
+	obj, err := objs.Get(ctx, req.Object)
+	if err != nil {
+		return intake.Progress{}, err
+	}
+	defer obj.Close()
+	r, cleanup, err := s.openReader(obj, req.Filename)
+	if err != nil {
+		return intake.Progress{}, err
+	}
+	defer cleanup()
+	rec := &importRecorder{s: s, id: req.ImportID}
+	origin := func(rm *mailparse.RawMessage) intake.Origin {
+		return intake.Origin{ImportID: req.ImportID, ExternalID: fmt.Sprintf("%s#%d", req.Filename, rm.Index), FallbackDate: rm.EnvelopeDate}
+	}
+	return intake.ImportStream(ctx, r, s.proc, origin, rec, intake.StreamOptions{Workers: s.cfg.Workers})
+}
+
+// openReader sniffs the upload: mbox and .eml are streamed straight from
+// the bucket; a zip is spooled to a temp file first (zip needs random access).
+func (s *Service) openReader(src io.Reader, filename string) (mailparse.Reader, func(), error) {
+	opts := mailparse.ReaderOptions{MaxSize: s.cfg.MaxMessageBytes}
+	br := bufio.NewReaderSize(src, 64<<10)
+	head, _ := br.Peek(8)
+	switch mailparse.DetectKind(filename, head) {
+	case mailparse.KindMbox:
+		return mailparse.NewMboxReader(br, opts), func() {}, nil
+	case mailparse.KindZip:
+		dir := s.tempDir()
+		if dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, nil, fmt.Errorf("spool zip: %w", err)
+			}
+		}
+		f, err := os.CreateTemp(dir, "import-*.zip")
+		if err != nil {
+			return nil, nil, fmt.Errorf("spool zip: %w", err)
+		}
+		cleanup := func() { f.Close(); os.Remove(f.Name()) }
+		n, err := io.Copy(f, br)
+		if err != nil {
+			cleanup()
+			return nil, nil, fmt.Errorf("spool zip: %w", err)
+		}
+		zr, err := mailparse.NewZipReader(f, n, opts)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		return zr, cleanup, nil
+	default:
+		name := filename
+		if i := strings.LastIndexAny(name, `/\`); i >= 0 {
+			name = name[i+1:]
+		}
+		return mailparse.NewEMLReader(br, name, opts), func() {}, nil
+	}
+}
+
+// importRecorder writes an import's progress and message errors.
+type importRecorder struct {
+	s    *Service
+	id   string
+	errs atomic.Int64
+}
+
+func (r *importRecorder) Progress(ctx context.Context, p intake.Progress) error {
+	return r.s.db.UpdateImportProgress(ctx, r.id, toImportProgress(p))
+}
+
+func (r *importRecorder) MessageError(ctx context.Context, rm *mailparse.RawMessage, err error) error {
+	pos := int64(rm.Index)
+	if rm.Offset > 0 {
+		pos = rm.Offset
+	}
+	msg := err.Error()
+	if rm.Name != "" {
+		msg = rm.Name + ": " + msg
+	}
+	// Keep the table bounded for a pathological file; the count stays exact.
+	if r.errs.Add(1) > 10000 {
+		return nil
+	}
+	return r.s.db.AddImportError(ctx, r.id, pos, "", msg)
 }
