@@ -22,6 +22,7 @@ type Config struct {
 	app.Common
 	HTTPAddr       string `env:"OWNYOU_HTTP_ADDR" envDefault:"127.0.0.1:8080" help:"where the API and UI listen"`
 	MaxUploadBytes int64  `env:"OWNYOU_MAX_UPLOAD_BYTES" envDefault:"8589934592" help:"largest file accepted by POST /api/v1/imports"`
+	Sources        SourcesConfig
 }
 
 // Server is the gateway service.

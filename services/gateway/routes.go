@@ -18,6 +18,17 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/emails/{id}", s.getEmail)
 	mux.HandleFunc("GET /api/v1/pipeline", s.pipeline)
 
+	src := s.sourcesAPI()
+	mux.HandleFunc("GET /api/v1/sources", src.list)
+	mux.HandleFunc("POST /api/v1/sources", src.create)
+	mux.HandleFunc("GET /api/v1/sources/{id}", src.get)
+	mux.HandleFunc("DELETE /api/v1/sources/{id}", src.remove)
+	mux.HandleFunc("POST /api/v1/sources/{id}/sync", src.sync)
+	mux.HandleFunc("POST /api/v1/sources/{id}/pause", src.pause)
+	mux.HandleFunc("POST /api/v1/sources/{id}/resume", src.resume)
+	mux.HandleFunc("GET /api/v1/oauth/google/start", src.googleStart)
+	mux.HandleFunc("GET /api/v1/oauth/google/callback", src.googleCallback)
+
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -13,10 +13,10 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/gmailfake"
 	"github.com/ownyou/home/pkg/googleoauth/oauthfake"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
-	"github.com/ownyou/home/services/ingest/gmailsync/gmailfake"
 	"github.com/ownyou/home/services/ingest/imapsync/dovecottest"
 	"github.com/ownyou/home/services/ingest/mailparse"
 )

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ownyou/home/pkg/gmailfake"
 	"github.com/ownyou/home/pkg/googleoauth"
 	"github.com/ownyou/home/pkg/googleoauth/oauthfake"
-	"github.com/ownyou/home/services/ingest/gmailsync/gmailfake"
 	"golang.org/x/oauth2"
 )
 

@@ -1,0 +1,338 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	gmail "google.golang.org/api/gmail/v1"
+	"google.golang.org/api/option"
+
+	"github.com/ownyou/home/pkg/googleoauth"
+	"github.com/ownyou/home/pkg/secretbox"
+	"github.com/ownyou/home/pkg/store"
+)
+
+// SourcesConfig is the gateway's part of connecting mailboxes: the Google
+// OAuth client and the key that encrypts credentials at rest (the ingest
+// service must use the same key: same OWNYOU_SECRET_KEY or data dir).
+type SourcesConfig struct {
+	SecretKey          string `env:"OWNYOU_SECRET_KEY" secret:"true" help:"base64 or hex 32-byte key for credentials at rest; default: a generated key file in the data dir"`
+	GoogleClientID     string `env:"OWNYOU_GOOGLE_CLIENT_ID" help:"OAuth client id for Gmail (Google Cloud console, web application)"`
+	GoogleClientSecret string `env:"OWNYOU_GOOGLE_CLIENT_SECRET" secret:"true" help:"OAuth client secret for Gmail"`
+	PublicURL          string `env:"OWNYOU_PUBLIC_URL" help:"URL the browser uses to reach the gateway (for the OAuth redirect); default http://<OWNYOU_HTTP_ADDR>"`
+	GoogleAuthURL      string `env:"OWNYOU_GOOGLE_AUTH_URL" help:"override of Google's OAuth consent endpoint (tests)"`
+	GoogleTokenURL     string `env:"OWNYOU_GOOGLE_TOKEN_URL" help:"override of Google's OAuth token endpoint (tests)"`
+	GmailEndpoint      string `env:"OWNYOU_GMAIL_ENDPOINT" help:"override of the Gmail API root (tests)"`
+	UIRedirect         string `env:"OWNYOU_OAUTH_DONE_PATH" envDefault:"/#/sources" help:"where the browser lands after connecting an account"`
+}
+
+// sourcesAPI serves /api/v1/sources and the Google OAuth web flow.
+type sourcesAPI struct {
+	s *Server
+
+	once   sync.Once
+	box    *secretbox.Box
+	boxErr error
+}
+
+// sourcesAPI returns the handlers of the sources area.
+func (s *Server) sourcesAPI() *sourcesAPI { return &sourcesAPI{s: s} }
+
+func (a *sourcesAPI) secretBox() (*secretbox.Box, error) {
+	a.once.Do(func() { a.box, a.boxErr = secretbox.Load(a.s.cfg.Sources.SecretKey, a.s.cfg.DataDir) })
+	return a.box, a.boxErr
+}
+
+func (a *sourcesAPI) oauthConfig() googleoauth.Config {
+	c := a.s.cfg.Sources
+	base := strings.TrimRight(c.PublicURL, "/")
+	if base == "" {
+		base = "http://" + a.s.Addr()
+	}
+	return googleoauth.Config{ClientID: c.GoogleClientID, ClientSecret: c.GoogleClientSecret,
+		RedirectURL: base + "/api/v1/oauth/google/callback", AuthURL: c.GoogleAuthURL, TokenURL: c.GoogleTokenURL}
+}
+
+// sourceView is a source as the API shows it, with its recent failures.
+type sourceView struct {
+	store.Source
+	Failures []store.SourceFailure `json:"failures,omitempty"`
+}
+
+func (a *sourcesAPI) list(w http.ResponseWriter, r *http.Request) {
+	ss, err := a.s.db.ListSources(r.Context())
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"sources": ss})
+}
+
+func (a *sourcesAPI) get(w http.ResponseWriter, r *http.Request) {
+	src, err := a.s.db.GetSource(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	fails, err := a.s.db.ListSourceFailures(r.Context(), src.ID, 100)
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sourceView{Source: src, Failures: fails})
+}
+
+// createSourceRequest is the body of POST /api/v1/sources (IMAP accounts;
+// Gmail is connected through the OAuth flow).
+type createSourceRequest struct {
+	Kind     string   `json:"kind"`
+	Name     string   `json:"name"`
+	Host     string   `json:"host"`
+	Port     int      `json:"port"`
+	Security string   `json:"security"` // tls (default) | starttls | none
+	Username string   `json:"username"`
+	Password string   `json:"password"` // password or app password; stored encrypted
+	Folders  []string `json:"folders"`
+}
+
+func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
+	var req createSourceRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, r, http.StatusBadRequest, "bad_request", "expected a JSON body: "+err.Error())
+		return
+	}
+	switch req.Kind {
+	case store.SourceGmail:
+		writeError(w, r, http.StatusBadRequest, "use_oauth", "connect Gmail in the browser through GET /api/v1/oauth/google/start")
+		return
+	case store.SourceIMAP:
+	default:
+		writeError(w, r, http.StatusBadRequest, "bad_kind", `kind must be "imap" (Gmail connects through /api/v1/oauth/google/start; files upload through /api/v1/imports)`)
+		return
+	}
+	if req.Security == "" {
+		req.Security = "tls"
+	}
+	if req.Port == 0 {
+		req.Port = map[string]int{"tls": 993, "starttls": 143, "none": 143}[req.Security]
+	}
+	var problems []string
+	if req.Host == "" || strings.ContainsAny(req.Host, " /:") {
+		problems = append(problems, "host is required (a name, without port)")
+	}
+	if req.Port <= 0 || req.Port > 65535 {
+		problems = append(problems, "port must be 1-65535")
+	}
+	if req.Security != "tls" && req.Security != "starttls" && req.Security != "none" {
+		problems = append(problems, "security must be tls, starttls or none")
+	}
+	if req.Username == "" || req.Password == "" {
+		problems = append(problems, "username and password are required")
+	}
+	if len(problems) > 0 {
+		writeError(w, r, http.StatusBadRequest, "bad_request", strings.Join(problems, "; "))
+		return
+	}
+	if len(req.Folders) == 0 {
+		req.Folders = []string{"INBOX"}
+	}
+	box, err := a.secretBox()
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	id := newID("src")
+	sealed, err := box.Seal([]byte(req.Password), []byte(id))
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	cfg, _ := json.Marshal(map[string]any{"host": req.Host, "port": req.Port, "security": req.Security, "username": req.Username, "folders": req.Folders})
+	name := req.Name
+	if name == "" {
+		name = req.Username + "@" + req.Host
+	}
+	src, err := a.s.db.CreateSource(r.Context(), store.Source{ID: id, Kind: store.SourceIMAP, Account: req.Username + "@" + req.Host, Name: name, Config: cfg}, sealed)
+	if errors.Is(err, store.ErrSourceExists) {
+		writeError(w, r, http.StatusConflict, "exists", "this IMAP account is already connected")
+		return
+	}
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/sources/"+src.ID)
+	writeJSON(w, http.StatusCreated, src)
+}
+
+func (a *sourcesAPI) sync(w http.ResponseWriter, r *http.Request) {
+	full, _ := strconv.ParseBool(r.URL.Query().Get("full"))
+	src, err := a.s.db.RequestSync(r.Context(), r.PathValue("id"), full)
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, src)
+}
+
+func (a *sourcesAPI) pause(w http.ResponseWriter, r *http.Request) {
+	src, err := a.s.db.PauseSource(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, src)
+}
+
+func (a *sourcesAPI) resume(w http.ResponseWriter, r *http.Request) {
+	src, err := a.s.db.ResumeSource(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, src)
+}
+
+// remove deletes a source; its mail stays unless ?delete_mail=true, which
+// deletes the emails no other source or import holds.
+func (a *sourcesAPI) remove(w http.ResponseWriter, r *http.Request) {
+	purge, _ := strconv.ParseBool(r.URL.Query().Get("delete_mail"))
+	n, err := a.s.db.DeleteSource(r.Context(), r.PathValue("id"), purge)
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": true, "deleted_emails": n})
+}
+
+// googleStart begins the OAuth web flow (?source_id= reconnects an existing
+// source) by redirecting the browser to Google's consent page.
+func (a *sourcesAPI) googleStart(w http.ResponseWriter, r *http.Request) {
+	oc := a.oauthConfig()
+	if !oc.Enabled() {
+		writeError(w, r, http.StatusServiceUnavailable, "google_not_configured",
+			"Gmail is not configured: set OWNYOU_GOOGLE_CLIENT_ID and OWNYOU_GOOGLE_CLIENT_SECRET (a Google Cloud OAuth client of type web application whose redirect URI is "+oc.RedirectURL+")")
+		return
+	}
+	state, verifier := newID("st"), oauth2.GenerateVerifier()
+	if err := a.s.db.SaveOAuthState(r.Context(), state, "google", verifier, r.URL.Query().Get("source_id"), 15*time.Minute); err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, oc.AuthCodeURL(state, verifier), http.StatusFound)
+}
+
+// googleCallback finishes the flow: exchanges the code, learns the account's
+// address from Gmail, stores the token encrypted on a new or existing source
+// (which becomes due for a sync now) and sends the browser back to the UI.
+func (a *sourcesAPI) googleCallback(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	_, verifier, reconnectID, err := a.s.db.TakeOAuthState(ctx, q.Get("state"))
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, r, http.StatusBadRequest, "bad_state", "this sign-in link expired or was already used; start again")
+		return
+	}
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	if e := q.Get("error"); e != "" {
+		a.doneRedirect(w, r, "", "Google sign-in was not completed: "+e)
+		return
+	}
+	oc := a.oauthConfig()
+	tok, err := oc.Exchange(ctx, nil, q.Get("code"), verifier)
+	if err != nil {
+		a.s.log.WarnContext(ctx, "google code exchange failed", "err", err)
+		a.doneRedirect(w, r, "", "Google sign-in failed: "+err.Error())
+		return
+	}
+	account, err := a.gmailAccount(ctx, oc, tok)
+	if err != nil {
+		a.s.log.WarnContext(ctx, "gmail profile failed", "err", err)
+		a.doneRedirect(w, r, "", "could not read the Gmail account: "+err.Error())
+		return
+	}
+	id, err := a.saveGoogleSource(ctx, reconnectID, account, tok)
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	a.doneRedirect(w, r, id, "")
+}
+
+func (a *sourcesAPI) gmailAccount(ctx context.Context, oc googleoauth.Config, tok *oauth2.Token) (string, error) {
+	opts := []option.ClientOption{option.WithHTTPClient(oc.OAuth2().Client(ctx, tok))}
+	if ep := a.s.cfg.Sources.GmailEndpoint; ep != "" {
+		opts = append(opts, option.WithEndpoint(ep))
+	}
+	svc, err := gmail.NewService(ctx, opts...)
+	if err != nil {
+		return "", err
+	}
+	p, err := svc.Users.GetProfile("me").Context(ctx).Do()
+	if err != nil {
+		return "", err
+	}
+	return strings.ToLower(p.EmailAddress), nil
+}
+
+func (a *sourcesAPI) saveGoogleSource(ctx context.Context, reconnectID, account string, tok *oauth2.Token) (string, error) {
+	box, err := a.secretBox()
+	if err != nil {
+		return "", err
+	}
+	plain, err := json.Marshal(tok)
+	if err != nil {
+		return "", fmt.Errorf("encode token: %w", err)
+	}
+	existing, err := a.s.db.FindSource(ctx, store.SourceGmail, account)
+	switch {
+	case err == nil:
+		if reconnectID != "" && reconnectID != existing.ID {
+			a.s.log.WarnContext(ctx, "reconnect signed in to another account; updating that account's source", "asked", reconnectID, "account", account)
+		}
+		sealed, err := box.Seal(plain, []byte(existing.ID))
+		if err != nil {
+			return "", err
+		}
+		return existing.ID, a.s.db.SetSourceSecret(ctx, existing.ID, sealed, true)
+	case errors.Is(err, store.ErrNotFound):
+		id := newID("src")
+		sealed, err := box.Seal(plain, []byte(id))
+		if err != nil {
+			return "", err
+		}
+		_, err = a.s.db.CreateSource(ctx, store.Source{ID: id, Kind: store.SourceGmail, Account: account, Name: account}, sealed)
+		return id, err
+	default:
+		return "", err
+	}
+}
+
+func (a *sourcesAPI) doneRedirect(w http.ResponseWriter, r *http.Request, sourceID, problem string) {
+	v := url.Values{}
+	if sourceID != "" {
+		v.Set("connected", sourceID)
+	}
+	if problem != "" {
+		v.Set("error", problem)
+	}
+	target := a.s.cfg.Sources.UIRedirect
+	if strings.Contains(target, "?") {
+		target += "&" + v.Encode()
+	} else {
+		target += "?" + v.Encode()
+	}
+	http.Redirect(w, r, target, http.StatusFound)
+}
