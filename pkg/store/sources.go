@@ -461,22 +461,22 @@ func (db *DB) AddEmailOrigin(ctx context.Context, o EmailOrigin) (bool, error) {
 	if o.SourceID == "" {
 		origin = "import:" + o.ImportID
 	}
-	tag, err := db.Pool.Exec(ctx, `
-		INSERT INTO email_origins (email_id, origin, source_id, import_id, external_id, labels)
-		VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), $5, $6) ON CONFLICT DO NOTHING`,
-		o.EmailID, origin, o.SourceID, o.ImportID, o.ExternalID, nonNilS(o.Labels))
+	// One round trip: insert the origin and, when it is new and belongs to a
+	// source, count it on the source.
+	var added int
+	err := db.Pool.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO email_origins (email_id, origin, source_id, import_id, external_id, labels)
+			VALUES ($1, $2, NULLIF($3, ''), NULLIF($4, ''), $5, $6) ON CONFLICT DO NOTHING
+			RETURNING source_id),
+		counted AS (
+			UPDATE sources s SET emails_count = emails_count + 1 FROM ins WHERE s.id = ins.source_id RETURNING 1)
+		SELECT (SELECT count(*) FROM ins) + 0 * (SELECT count(*) FROM counted)`,
+		o.EmailID, origin, o.SourceID, o.ImportID, o.ExternalID, nonNilS(o.Labels)).Scan(&added)
 	if err != nil {
 		return false, fmt.Errorf("add email origin: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
-	}
-	if o.SourceID != "" {
-		if _, err := db.Pool.Exec(ctx, `UPDATE sources SET emails_count = emails_count + 1 WHERE id = $1`, o.SourceID); err != nil {
-			return true, fmt.Errorf("count source email: %w", err)
-		}
-	}
-	return true, nil
+	return added > 0, nil
 }
 
 // SaveOAuthState stores an OAuth web-flow state for ttl.

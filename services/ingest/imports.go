@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -91,32 +90,42 @@ func (s *Service) importObject(ctx context.Context, req bus.ImportRequested) (in
 	return intake.ImportStream(ctx, r, s.proc, origin, rec, intake.StreamOptions{Workers: s.cfg.Workers})
 }
 
-// openReader sniffs the upload: mbox and .eml are streamed straight from
-// the bucket; a zip is spooled to a temp file first (zip needs random access).
+// openReader spools the upload from the bucket to a temp file (reading the
+// object at network speed, so a slow import never stalls the bucket's
+// stream), then opens it by kind: mbox, zip of .eml, or one .eml. Only one
+// message at a time is held in memory.
 func (s *Service) openReader(src io.Reader, filename string) (mailparse.Reader, func(), error) {
+	dir := s.tempDir()
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("spool upload: %w", err)
+		}
+	}
+	f, err := os.CreateTemp(dir, "import-*")
+	if err != nil {
+		return nil, nil, fmt.Errorf("spool upload: %w", err)
+	}
+	cleanup := func() { f.Close(); os.Remove(f.Name()) }
+	n, err := io.Copy(f, src)
+	if err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("spool upload: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("spool upload: %w", err)
+	}
 	opts := mailparse.ReaderOptions{MaxSize: s.cfg.MaxMessageBytes}
-	br := bufio.NewReaderSize(src, 64<<10)
-	head, _ := br.Peek(8)
-	switch mailparse.DetectKind(filename, head) {
+	head := make([]byte, 8)
+	hn, _ := io.ReadFull(f, head)
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		cleanup()
+		return nil, nil, fmt.Errorf("spool upload: %w", err)
+	}
+	switch mailparse.DetectKind(filename, head[:hn]) {
 	case mailparse.KindMbox:
-		return mailparse.NewMboxReader(br, opts), func() {}, nil
+		return mailparse.NewMboxReader(f, opts), cleanup, nil
 	case mailparse.KindZip:
-		dir := s.tempDir()
-		if dir != "" {
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				return nil, nil, fmt.Errorf("spool zip: %w", err)
-			}
-		}
-		f, err := os.CreateTemp(dir, "import-*.zip")
-		if err != nil {
-			return nil, nil, fmt.Errorf("spool zip: %w", err)
-		}
-		cleanup := func() { f.Close(); os.Remove(f.Name()) }
-		n, err := io.Copy(f, br)
-		if err != nil {
-			cleanup()
-			return nil, nil, fmt.Errorf("spool zip: %w", err)
-		}
 		zr, err := mailparse.NewZipReader(f, n, opts)
 		if err != nil {
 			cleanup()
@@ -128,7 +137,7 @@ func (s *Service) openReader(src io.Reader, filename string) (mailparse.Reader, 
 		if i := strings.LastIndexAny(name, `/\`); i >= 0 {
 			name = name[i+1:]
 		}
-		return mailparse.NewEMLReader(br, name, opts), func() {}, nil
+		return mailparse.NewEMLReader(f, name, opts), cleanup, nil
 	}
 }
 

@@ -1,0 +1,199 @@
+// Command ingest measures importing a generated 10,000-message mbox through
+// the real ingest service (object bucket → mbox reader → parse → Postgres →
+// emails.ingested), with a private Postgres and an embedded JetStream, and
+// prints BENCH lines: emails/s and the process's peak RSS during the import.
+// BENCH_INGEST_MESSAGES overrides the message count.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/pgserver"
+	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/services/ingest"
+	"github.com/ownyou/home/services/ingest/mailparse"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench ingest:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	n := 10000
+	if v := os.Getenv("BENCH_INGEST_MESSAGES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir, err := os.MkdirTemp("", "benchingest-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	// Postgres runs as its own user when we are root: it must reach its dir.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(dir, "pg"), 0o755); err != nil {
+		return err
+	}
+
+	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(dir, "pg"), Port: 5499,
+		Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}})
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	if err := pg.CreateDatabase(ctx, "bench", ""); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, store.Config{URL: pg.URL("bench"), MaxConns: 10}, log)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ns, err := bus.StartEmbedded(filepath.Join(dir, "nats"), "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	b, err := bus.Connect(ctx, bus.Config{URL: ns.URL(), DuplicateWindow: 2 * time.Minute, Retention: time.Hour, MaxDeliver: 5,
+		AckWait: 30 * time.Second, BackoffBase: time.Second, BackoffMax: time.Minute, DrainTimeout: 10 * time.Second}, bus.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	defer b.Drain()
+
+	// Upload the generated mbox into the imports bucket, streamed.
+	objs, err := b.ImportObjects(ctx)
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	go func() { pw.CloseWithError(mailparse.WriteSyntheticMbox(pw, n, 42)) }()
+	info, err := objs.Put(ctx, jetstreamMeta("bench"), pr)
+	if err != nil {
+		return err
+	}
+	if err := db.CreateImport(ctx, "bench", "bench.mbox", store.ImportQueued, int64(info.Size)); err != nil {
+		return err
+	}
+
+	var cfg ingest.Config
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Concurrency, cfg.Workers, cfg.MaxMessageBytes = 1, 8, 25<<20
+	if v := os.Getenv("BENCH_INGEST_WORKERS"); v != "" {
+		cfg.Workers, _ = strconv.Atoi(v)
+	}
+	cfg.SyncInterval, cfg.RetryAfter, cfg.StaleAfter, cfg.HeartbeatEvery, cfg.PollEvery, cfg.MaxSyncs = time.Hour, time.Minute, 5*time.Minute, 20*time.Second, time.Second, 1
+	svc, err := ingest.New(cfg, app.Deps{Common: cfg.Common, DB: db, Bus: b, Log: log})
+	if err != nil {
+		return err
+	}
+	runtime.GC()
+	resetPeakRSS()
+	baseRSS := rssKB("VmRSS")
+
+	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	start := time.Now()
+	if err := bus.Publish(ctx, b, bus.ImportsRequested, "bench", bus.ImportRequested{ImportID: "bench", Object: "bench", Filename: "bench.mbox"}); err != nil {
+		return err
+	}
+	var im store.Import
+	for {
+		im, err = db.GetImport(ctx, "bench")
+		if err != nil {
+			return err
+		}
+		if im.Status == store.ImportDone || (im.Status == store.ImportFailed && !strings.Contains(im.Error, "retrying")) {
+			break
+		}
+		if time.Since(start) > 10*time.Minute {
+			return fmt.Errorf("import did not finish: %+v", im)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	el := time.Since(start)
+	peak := rssKB("VmHWM")
+	stop()
+	<-done
+	if im.Status != store.ImportDone || im.Imported != n {
+		return fmt.Errorf("import %+v, want %d imported", im, n)
+	}
+	fmt.Printf("BENCH ingest_mbox_emails_per_s %.0f emails/s\n", float64(n)/el.Seconds())
+	fmt.Printf("BENCH ingest_mbox_mb_per_s %.1f MB/s\n", float64(info.Size)/el.Seconds()/1e6)
+	fmt.Printf("BENCH ingest_mbox_peak_rss %d MB\n", peak/1024)
+	fmt.Printf("BENCH ingest_mbox_rss_growth %d MB\n", max(0, peak-baseRSS)/1024)
+	fmt.Printf("BENCH mailparse_emails_per_s %.0f emails/s\n", parseRate(2000))
+	return nil
+}
+
+// parseRate is the single-core parse rate on the same generated corpus.
+func parseRate(n int) float64 {
+	var buf bytes.Buffer
+	_ = mailparse.WriteSyntheticMbox(&buf, n, 7)
+	r := mailparse.NewMboxReader(&buf, mailparse.ReaderOptions{})
+	start := time.Now()
+	count := 0
+	for {
+		m, err := r.Next()
+		if err != nil {
+			break
+		}
+		if _, err := mailparse.Parse(m.Raw, mailparse.Options{}); err == nil {
+			count++
+		}
+	}
+	return float64(count) / time.Since(start).Seconds()
+}
+
+// resetPeakRSS resets VmHWM (Linux: writing 5 to clear_refs), so the peak
+// covers the import only, not the setup.
+func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+
+// rssKB reads a kB field of /proc/self/status.
+func rssKB(field string) int64 {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
