@@ -35,7 +35,7 @@ type Config struct {
 	HeartbeatEvery  time.Duration `env:"OWNYOU_INGEST_HEARTBEAT" envDefault:"20s" help:"how often a running sync proves it is alive"`
 	PollEvery       time.Duration `env:"OWNYOU_INGEST_POLL" envDefault:"2s" help:"how often the scheduler looks for due sources"`
 	MaxSyncs        int           `env:"OWNYOU_INGEST_MAX_SYNCS" envDefault:"2" help:"sources synced at once by this process"`
-	Workers         int           `env:"OWNYOU_INGEST_WORKERS" envDefault:"4" help:"parallel parse/store/publish workers per file import"`
+	Workers         int           `env:"OWNYOU_INGEST_WORKERS" envDefault:"8" help:"parallel parse/store/publish workers per file import"`
 	MaxMessageBytes int64         `env:"OWNYOU_INGEST_MAX_MESSAGE_BYTES" envDefault:"26214400" help:"larger messages are recorded as errors, not stored"`
 
 	SecretKey          string        `env:"OWNYOU_SECRET_KEY" secret:"true" help:"base64 or hex 32-byte key for credentials at rest; default: a generated key file in the data dir"`
