@@ -10,7 +10,6 @@ import (
 	"github.com/ownyou/home/pkg/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
 
 func newSource(t *testing.T, db *store.DB, id, kind, account string) store.Source {
 	t.Helper()
