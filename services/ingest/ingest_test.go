@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -311,4 +312,29 @@ func TestIMAPSourceSyncsFromDovecot(t *testing.T) {
 	e.db.SetSourceSecret(context.Background(), "im1", bad, false)
 	e.db.RequestSync(context.Background(), "im1", false)
 	testkit.Eventually(t, 20*time.Second, func() bool { return e.source("im1").Status == store.SourceReconnect }, "imap auth failure not surfaced")
+}
+
+func TestZipAndEMLUploadsImport(t *testing.T) {
+	e := newEnv(t, testConfig())
+	e.start()
+	var zb bytes.Buffer
+	zw := zip.NewWriter(&zb)
+	for i := 0; i < 3; i++ {
+		w, _ := zw.Create(fmt.Sprintf("mail/%d.eml", i))
+		fmt.Fprintf(w, "From: z@example.com\r\nSubject: zip %d\r\nMessage-ID: <zip-%d@x>\r\n\r\nzipped %d\r\n", i, i, i)
+	}
+	w, _ := zw.Create("readme.txt")
+	w.Write([]byte("not mail"))
+	zw.Close()
+	e.upload("z1", "export.zip", zb.Bytes())
+	if im := e.waitImport("z1"); im.Status != store.ImportDone || im.Imported != 3 || im.Messages != 3 {
+		t.Fatalf("zip import %+v", im)
+	}
+	e.upload("e1", "one.eml", []byte("From: e@example.com\r\nSubject: single\r\nMessage-ID: <single@x>\r\n\r\nbody\r\n"))
+	if im := e.waitImport("e1"); im.Status != store.ImportDone || im.Imported != 1 {
+		t.Fatalf("eml import %+v", im)
+	}
+	if e.emails() != 4 || e.ingested() != 4 {
+		t.Fatalf("emails %d published %d", e.emails(), e.ingested())
+	}
 }
