@@ -1,0 +1,42 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// EnvSharedDir names the read-only shared data directory (IAB taxonomies,
+// tokenizer files); it defaults to "<repo root>/../shared".
+const EnvSharedDir = "OWNYOU_SHARED_DIR"
+
+// ErrNoSharedDir means neither OWNYOU_SHARED_DIR nor <repo root>/../shared exists.
+var ErrNoSharedDir = errors.New("shared data directory not found (set " + EnvSharedDir + ")")
+
+// SharedDir returns OWNYOU_SHARED_DIR, or "<repo root>/../shared" where the
+// repo root is the nearest ancestor of the working directory holding go.mod.
+func SharedDir() (string, error) {
+	if d := os.Getenv(EnvSharedDir); d != "" {
+		if _, err := os.Stat(d); err != nil {
+			return "", fmt.Errorf("shared dir: %w", err)
+		}
+		return d, nil
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("shared dir: %w", err)
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			cand := filepath.Join(filepath.Dir(dir), "shared")
+			if st, err := os.Stat(cand); err == nil && st.IsDir() {
+				return cand, nil
+			}
+			return "", ErrNoSharedDir
+		}
+		if filepath.Dir(dir) == dir {
+			return "", ErrNoSharedDir
+		}
+	}
+}
