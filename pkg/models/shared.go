@@ -40,3 +40,35 @@ func SharedDir() (string, error) {
 		}
 	}
 }
+
+// ORTLibPath is the cache path of the ONNX Runtime library fetched by the
+// "onnxruntime" manifest, relative to the model cache directory.
+const ORTLibPath = "onnxruntime/libonnxruntime.so.1.24.3"
+
+// RepoRoot returns the nearest ancestor of the working directory holding go.mod.
+func RepoRoot() (string, error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("repo root: %w", err)
+	}
+	for dir := wd; ; dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		if filepath.Dir(dir) == dir {
+			return "", errors.New("repo root: no go.mod above " + wd)
+		}
+	}
+}
+
+// CacheDir returns OWNYOU_MODEL_DIR, or DefaultModelDir under the repo root
+// when running inside a checkout (tests, go run), else relative to the working directory.
+func CacheDir() string {
+	if d := os.Getenv(EnvModelDir); d != "" {
+		return d
+	}
+	if root, err := RepoRoot(); err == nil {
+		return filepath.Join(root, DefaultModelDir)
+	}
+	return DefaultModelDir
+}
