@@ -25,7 +25,7 @@ var ErrClosed = errors.New("embedder closed")
 type BatchConfig struct {
 	// MaxBatch is the most sequences run together (default 32).
 	MaxBatch int
-	// MaxTokens bounds the tokens (sum of lengths) in one batch (default 8192).
+	// MaxTokens bounds the tokens (sum of lengths) in one batch (default 4096).
 	MaxTokens int
 	// MaxWait is how long the first queued sequence waits for company (default 5ms).
 	MaxWait time.Duration
@@ -38,7 +38,7 @@ func (c BatchConfig) withDefaults() BatchConfig {
 		c.MaxBatch = 32
 	}
 	if c.MaxTokens <= 0 {
-		c.MaxTokens = 8192
+		c.MaxTokens = 4096
 	}
 	if c.MaxWait <= 0 {
 		c.MaxWait = 5 * time.Millisecond

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 )
@@ -70,15 +71,14 @@ func New(cfg Config) (*ONNX, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedder: %w", err)
 	}
-	model, err := os.ReadFile(cfg.ModelPath)
+	sum, err := fileSHA256(cfg.ModelPath)
 	if err != nil {
 		return nil, fmt.Errorf("embedder: read model: %w (run `make models`)", err)
 	}
-	sess, err := NewSession(cfg.Session, model)
+	sess, err := NewSessionFile(cfg.Session, cfg.ModelPath)
 	if err != nil {
 		return nil, fmt.Errorf("embedder: model %s: %w", cfg.ModelPath, err)
 	}
-	sum := sha256.Sum256(model)
 	name := cfg.ModelName
 	if name == "" {
 		name = "onnx"
@@ -134,6 +134,19 @@ func (e *ONNX) encode(texts []string) []Encoding {
 		encs[i] = e.tok.Encode(t)
 	}
 	return encs
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
 }
 
 // IsOverloaded reports whether err means "try again later".
