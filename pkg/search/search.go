@@ -95,16 +95,19 @@ type Result struct {
 	Hits  []Hit  `json:"hits"`
 	// Warnings explain degraded answers, e.g. semantic retrieval unavailable.
 	Warnings []string `json:"warnings,omitempty"`
+	// TimingsMS is the time spent per phase: embed, semantic, keyword, details.
+	TimingsMS map[string]float64 `json:"timings_ms"`
 }
 
 // Config tunes retrieval.
 type Config struct {
-	// Candidates is how many results each retriever contributes before fusion (default 100).
+	// Candidates is how many results each retriever contributes before fusion
+	// (default 50; never fewer than the query's Limit).
 	Candidates int
-	// EfSearch is pgvector's hnsw.ef_search (default 100).
+	// EfSearch is pgvector's hnsw.ef_search (default 80).
 	EfSearch int
-	// KeywordScanCap bounds how many full-text matches (most recent first) are
-	// ranked, keeping very common terms fast (default 5000).
+	// KeywordScanCap bounds how many full-text matches are ranked, keeping
+	// very common terms fast (default 2000); rarer terms rank every match.
 	KeywordScanCap int
 	// TextConfig is the Postgres text search configuration (default english).
 	TextConfig string
@@ -120,13 +123,13 @@ type Searcher struct {
 // New returns a Searcher; emb may be nil, then only keyword search works.
 func New(pool *pgxpool.Pool, emb QueryEmbedder, cfg Config) *Searcher {
 	if cfg.Candidates <= 0 {
-		cfg.Candidates = 100
+		cfg.Candidates = 50
 	}
 	if cfg.EfSearch <= 0 {
-		cfg.EfSearch = 100
+		cfg.EfSearch = 80
 	}
 	if cfg.KeywordScanCap <= 0 {
-		cfg.KeywordScanCap = 5000
+		cfg.KeywordScanCap = 2000
 	}
 	if cfg.TextConfig == "" {
 		cfg.TextConfig = "english"
@@ -173,7 +176,13 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{Query: q.Text, Mode: q.Mode, Hits: []Hit{}}
+	res := Result{Query: q.Text, Mode: q.Mode, Hits: []Hit{}, TimingsMS: map[string]float64{}}
+	lap := time.Now()
+	tick := func(phase string) {
+		now := time.Now()
+		res.TimingsMS[phase] = float64(now.Sub(lap).Microseconds()) / 1000
+		lap = now
+	}
 	var kw, sem []ranked
 	if q.Mode != Keyword {
 		if s.emb == nil {
@@ -183,7 +192,8 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 			res.Warnings = append(res.Warnings, "semantic search unavailable: no embedder configured")
 		} else {
 			res.Model = s.emb.ModelID()
-			sem, err = s.semantic(ctx, q)
+			sem, err = s.semantic(ctx, q, tick)
+			tick("semantic")
 			if err != nil {
 				if q.Mode == Semantic || ctx.Err() != nil {
 					return res, err
@@ -197,6 +207,7 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 		if kw, err = s.keyword(ctx, q); err != nil {
 			return res, err
 		}
+		tick("keyword")
 	}
 	fused := fuse(kw, sem, q.Mode)
 	if len(fused) > q.Limit {
@@ -209,6 +220,7 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	tick("details")
 	res.Hits = hits
 	return res, nil
 }
@@ -284,7 +296,8 @@ func filterSQL(q Query, args *[]any) string {
 		conds = append(conds, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(*args))))
 	}
 	if q.From != "" {
-		add(`(e.from_addr ILIKE $? OR e.from_name ILIKE $?)`, "%"+likeEscape(q.From)+"%")
+		// Served by the trigram index emails_from_trgm_idx (migration 00200).
+		add(`(e.from_addr || ' ' || e.from_name) ILIKE $?`, "%"+likeEscape(q.From)+"%")
 	}
 	if !q.After.IsZero() {
 		add(`e.sort_at >= $?`, q.After)
@@ -309,19 +322,18 @@ func likeEscape(s string) string {
 // ts_rank_cd (cover density, so close words beat scattered ones), among the
 // KeywordScanCap most recent matches.
 func (s *Searcher) keyword(ctx context.Context, q Query) ([]ranked, error) {
-	args := []any{s.cfg.TextConfig, q.Text, s.cfg.KeywordScanCap, s.cfg.Candidates}
+	args := []any{s.cfg.TextConfig, q.Text, s.cfg.KeywordScanCap, max(s.cfg.Candidates, q.Limit)}
+	// The inner LIMIT stops the GIN bitmap scan early for very common terms:
+	// testing a match detoasts the row's tsvector, the dominant cost.
 	sql := `
-WITH q AS (SELECT websearch_to_tsquery($1::regconfig, $2) AS ts, phraseto_tsquery($1::regconfig, $2) AS phrase),
-m AS (
+SELECT m.id, ts_rank_cd(m.search_tsv, websearch_to_tsquery($1::regconfig, $2), 1) AS score,
+       numnode(phraseto_tsquery($1::regconfig, $2)) > 1 AND m.search_tsv @@ phraseto_tsquery($1::regconfig, $2) AS phrase
+FROM (
     SELECT e.id, e.search_tsv, e.sort_at
-    FROM emails e, q
-    WHERE e.search_tsv @@ q.ts` + filterSQL(q, &args) + `
-    ORDER BY e.sort_at DESC
+    FROM emails e
+    WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)` + filterSQL(q, &args) + `
     LIMIT $3
-)
-SELECT m.id, ts_rank_cd(m.search_tsv, q.ts, 1) AS score,
-       numnode(q.phrase) > 1 AND m.search_tsv @@ q.phrase AS phrase
-FROM m, q
+) m
 ORDER BY phrase DESC, score DESC, m.sort_at DESC, m.id
 LIMIT $4`
 	rows, err := s.pool.Query(ctx, sql, args...)
@@ -341,15 +353,16 @@ LIMIT $4`
 
 // semantic embeds the query and returns emails by their best chunk's cosine
 // similarity, using the HNSW index (iterative scan keeps filtered queries full).
-func (s *Searcher) semantic(ctx context.Context, q Query) ([]ranked, error) {
+func (s *Searcher) semantic(ctx context.Context, q Query, tick func(string)) ([]ranked, error) {
 	vecs, err := s.emb.Embed(ctx, []string{q.Text})
+	tick("embed")
 	if err != nil {
 		return nil, fmt.Errorf("embed query: %w", err)
 	}
 	if len(vecs) != 1 {
 		return nil, fmt.Errorf("embed query: got %d vectors", len(vecs))
 	}
-	out, err := s.knn(ctx, vecs[0], s.emb.ModelID(), q, s.cfg.Candidates, true)
+	out, err := s.knn(ctx, vecs[0], s.emb.ModelID(), q, max(s.cfg.Candidates, q.Limit), true)
 	if err != nil {
 		return nil, fmt.Errorf("semantic search: %w", err)
 	}
@@ -357,14 +370,41 @@ func (s *Searcher) semantic(ctx context.Context, q Query) ([]ranked, error) {
 }
 
 // knn returns up to n emails nearest to vec by their best chunk of model;
-// approx uses the HNSW index; otherwise a sequential scan gives exact results.
+// approx uses the HNSW index (unless a selective filter makes an exact scan
+// cheaper); otherwise every matching vector is compared: exact results.
 func (s *Searcher) knn(ctx context.Context, vec []float32, model string, q Query, n int, approx bool) ([]ranked, error) {
+	if approx && (q.From != "" || q.Category != "") {
+		// Sender and category filters are usually selective; HNSW would then
+		// walk much of the graph to find n matches. Below exactThreshold
+		// filtered emails an exact scan of their vectors is faster and exact.
+		args := []any{}
+		var count int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM emails e WHERE true`+filterSQL(q, &args)+fmt.Sprintf(` LIMIT %d) f`, exactThreshold+1), args...).Scan(&count); err != nil {
+			return nil, err
+		}
+		if count <= exactThreshold {
+			approx = false
+		}
+	}
 	var out []ranked
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		settings := []string{fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", s.cfg.EfSearch), "SET LOCAL hnsw.iterative_scan = relaxed_order"}
 		if !approx {
-			settings = []string{"SET LOCAL enable_indexscan = off"}
+			args := []any{pgvector.NewVector(vec), model, n}
+			sql := `
+SELECT em.email_id, 1 - min(em.embedding <=> $1) AS sim
+FROM emails e JOIN embeddings em ON em.email_id = e.id AND em.model = $2
+WHERE true` + filterSQL(q, &args) + `
+GROUP BY em.email_id ORDER BY sim DESC, em.email_id LIMIT $3`
+			rows, err := tx.Query(ctx, sql, args...)
+			if err != nil {
+				return err
+			}
+			out, err = pgx.CollectRows(rows, scanRanked)
+			return err
 		}
+		// ef_search at least the chunk LIMIT, so unfiltered queries finish in
+		// one index pass; iterative scan only continues for filtered ones.
+		settings := []string{fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", max(s.cfg.EfSearch, 2*n)), "SET LOCAL hnsw.iterative_scan = relaxed_order"}
 		for _, st := range settings {
 			if _, err := tx.Exec(ctx, st); err != nil {
 				return err
@@ -376,20 +416,25 @@ func (s *Searcher) knn(ctx context.Context, vec []float32, model string, q Query
 		if err != nil {
 			return err
 		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (ranked, error) {
-			var x ranked
-			err := r.Scan(&x.id, &x.score)
-			return x, err
-		})
+		out, err = pgx.CollectRows(rows, scanRanked)
 		return err
 	})
 	return out, err
 }
 
+// exactThreshold is the filtered-email count below which kNN scans exactly.
+const exactThreshold = 5000
+
+func scanRanked(r pgx.CollectableRow) (ranked, error) {
+	var x ranked
+	err := r.Scan(&x.id, &x.score)
+	return x, err
+}
+
 // knnSQL is the kNN query: nearest chunks of model by cosine distance
 // (served by the HNSW index), grouped to each email's best chunk.
 func knnSQL(vec []float32, model string, q Query, n int) (string, []any) {
-	args := []any{pgvector.NewVector(vec), model, n * 3, n}
+	args := []any{pgvector.NewVector(vec), model, n * 2, n}
 	join, filters := "", filterSQL(q, &args)
 	if filters != "" {
 		join = " JOIN emails e ON e.id = em.email_id"

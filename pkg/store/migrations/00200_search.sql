@@ -9,6 +9,12 @@ ALTER TABLE emails ADD COLUMN search_tsv tsvector GENERATED ALWAYS AS (
 ) STORED;
 CREATE INDEX emails_search_tsv_idx ON emails USING gin (search_tsv);
 
+-- Sender filter: substring match on address and name (pg_trgm is a trusted
+-- contrib extension, so the database owner may create it).
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX emails_from_trgm_idx ON emails USING gin ((from_addr || ' ' || from_name) gin_trgm_ops);
+
 -- +goose Down
+DROP INDEX IF EXISTS emails_from_trgm_idx;
 DROP INDEX IF EXISTS emails_search_tsv_idx;
 ALTER TABLE emails DROP COLUMN IF EXISTS search_tsv;

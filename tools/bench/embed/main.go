@@ -32,13 +32,16 @@ import (
 func main() {
 	rssChild := flag.String("rss-child", "", "internal: load the graph at this path, warm up, print RSS")
 	dur := flag.Duration("dur", 2*time.Second, "measuring time per figure")
+	dbURL := flag.String("db", os.Getenv("DATABASE_URL"), "PostgreSQL URL for the search figures ($DATABASE_URL)")
+	searchN := flag.Int("search-n", 100000, "emails in the search corpus")
+	only := flag.String("only", "", "embed or search: run one group of figures")
 	threads := flag.Int("threads", 2, "ORT intra-op threads")
 	flag.Parse()
 	var err error
 	if *rssChild != "" {
 		err = rssMain(*rssChild, *threads)
 	} else {
-		err = run(*dur, *threads)
+		err = run(*dur, *threads, *only, *dbURL, *searchN)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench embed:", err)
@@ -89,7 +92,7 @@ func textOfTokens(tok *embed.Tokenizer, n, seed int) string {
 	}
 }
 
-func run(dur time.Duration, threads int) error {
+func run(dur time.Duration, threads int, only, dbURL string, searchN int) error {
 	graph := filepath.Join(os.TempDir(), "ownyou-bench-minilm.onnx")
 	b, err := embed.GenerateGraph(embed.MiniLMGraph())
 	if err != nil {
@@ -100,7 +103,71 @@ func run(dur time.Duration, threads int) error {
 	}
 	defer os.Remove(graph)
 	b = nil
+	if only != "search" {
+		if err := runEmbed(graph, dur, threads); err != nil {
+			return err
+		}
+	}
+	if only != "embed" {
+		return runSearch(graph, threads, dbURL, searchN)
+	}
+	return nil
+}
 
+func runSearch(graph string, threads int, dbURL string, n int) error {
+	ctx := context.Background()
+	pool, cleanup, err := openBenchDB(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	emb, err := newEmbedder(graph, threads, 8)
+	if err != nil {
+		return err
+	}
+	defer emb.Close()
+	words, err := vocabWords()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	loaded, err := loadCorpus(ctx, pool, words, n)
+	if err != nil {
+		return err
+	}
+	if loaded {
+		fmt.Fprintf(os.Stderr, "bench embed: loaded %d emails and built the HNSW index in %s\n", n, time.Since(t0).Round(time.Second))
+	}
+	p50, p95, err := benchSearch(ctx, pool, emb, words, 200)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("BENCH search_hybrid_%dk_p50 %.1f ms\n", n/1000, float64(p50.Microseconds())/1000)
+	fmt.Printf("BENCH search_hybrid_%dk_p95 %.1f ms\n", n/1000, float64(p95.Microseconds())/1000)
+	return nil
+}
+
+// vocabWords returns whole-word vocabulary entries in the vocabulary's
+// (roughly frequency) order, as a Zipf source of mail-like text.
+func vocabWords() ([]string, error) {
+	p, err := vocabPath()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, w := range strings.Split(string(raw), "\n") {
+		if len(w) >= 2 && w[0] >= 'a' && w[0] <= 'z' && !strings.ContainsAny(w, "#[]") {
+			out = append(out, w)
+		}
+	}
+	return out, nil
+}
+
+func runEmbed(graph string, dur time.Duration, threads int) error {
 	raw, err := embed.NewSession(embed.SessionConfig{Library: ortLib(), IntraOpThreads: threads, InterOpThreads: 1}, mustRead(graph))
 	if err != nil {
 		return err
