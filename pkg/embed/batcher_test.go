@@ -194,3 +194,41 @@ func TestChunksOverlapAndCover(t *testing.T) {
 		t.Fatalf("short text: %d chunks", len(c))
 	}
 }
+
+func TestChunkSpansMatchWholeTextTokens(t *testing.T) {
+	tok := loadTokenizer(t, 12)
+	text := "Héllo,  wörld!\tThe quarterly\u00a0budget review: https://example.com/x?y=1 東京タワー and more words here to make several windows."
+	spans, truncated := tok.ChunkSpans(text, ChunkConfig{Overlap: 3, MaxChunks: 20})
+	if truncated || len(spans) < 3 {
+		t.Fatalf("%d spans truncated=%v", len(spans), truncated)
+	}
+	// Re-joining the windows' pieces (minus overlaps) gives the whole-text tokenization.
+	want := tok.PieceIDs(text)
+	var got []int64
+	for i, s := range spans {
+		p := s.Enc.IDs[1 : len(s.Enc.IDs)-1]
+		if i > 0 {
+			p = p[3:]
+		}
+		got = append(got, p...)
+	}
+	if !equalInts(got, want) {
+		t.Fatalf("span pieces %v\nwant %v", got, want)
+	}
+	runes := []rune(text)
+	if spans[0].Start != 0 || spans[len(spans)-1].End != len(runes) {
+		t.Fatalf("spans cover [%d,%d) of %d runes", spans[0].Start, spans[len(spans)-1].End, len(runes))
+	}
+	for _, s := range spans {
+		if s.Start >= s.End || s.End > len(runes) {
+			t.Fatalf("bad span %d-%d", s.Start, s.End)
+		}
+		// The span text tokenizes to at least the window's pieces.
+		if n := len(tok.PieceIDs(string(runes[s.Start:s.End]))); n < len(s.Enc.IDs)-2 {
+			t.Fatalf("span %q has %d pieces, window %d", string(runes[s.Start:s.End]), n, len(s.Enc.IDs)-2)
+		}
+	}
+	if s, _ := tok.ChunkSpans(" \t\n", ChunkConfig{MaxChunks: 3}); len(s) != 0 {
+		t.Fatalf("blank text gave %d spans", len(s))
+	}
+}
