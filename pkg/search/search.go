@@ -46,7 +46,8 @@ var (
 	ErrBadRange   = errors.New("after must be before before")
 )
 
-// QueryEmbedder embeds query text with the same model as the stored vectors.
+// QueryEmbedder embeds query text with the same model as the stored vectors;
+// ModelID must be valid after a successful Embed.
 type QueryEmbedder interface {
 	Embed(ctx context.Context, texts []string) ([][]float32, error)
 	ModelID() string
@@ -191,9 +192,9 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 			}
 			res.Warnings = append(res.Warnings, "semantic search unavailable: no embedder configured")
 		} else {
-			res.Model = s.emb.ModelID()
 			sem, err = s.semantic(ctx, q, tick)
 			tick("semantic")
+			res.Model = s.emb.ModelID()
 			if err != nil {
 				if q.Mode == Semantic || ctx.Err() != nil {
 					return res, err
@@ -362,6 +363,7 @@ func (s *Searcher) semantic(ctx context.Context, q Query, tick func(string)) ([]
 	if len(vecs) != 1 {
 		return nil, fmt.Errorf("embed query: got %d vectors", len(vecs))
 	}
+	// The model is read after embedding: a remote embedder learns it from the reply.
 	out, err := s.knn(ctx, vecs[0], s.emb.ModelID(), q, max(s.cfg.Candidates, q.Limit), true)
 	if err != nil {
 		return nil, fmt.Errorf("semantic search: %w", err)

@@ -168,7 +168,7 @@ func vocabWords() ([]string, error) {
 }
 
 func runEmbed(graph string, dur time.Duration, threads int) error {
-	raw, err := embed.NewSession(embed.SessionConfig{Library: ortLib(), IntraOpThreads: threads, InterOpThreads: 1}, mustRead(graph))
+	raw, err := embed.NewSession(embed.SessionConfig{Library: ortLib(), IntraOpThreads: threads, InterOpThreads: 1, Options: benchOpts()}, mustRead(graph))
 	if err != nil {
 		return err
 	}
@@ -333,8 +333,12 @@ func procStatus() (rss, hwm float64, err error) {
 }
 
 func benchOpts() map[string]string {
+	o := map[string]string{}
 	if os.Getenv("BENCH_NOPREPACK") != "" {
-		return map[string]string{"session.disable_prepacking": "1"}
+		o["session.disable_prepacking"] = "1"
 	}
-	return nil
+	if os.Getenv("BENCH_NOSPIN") != "" {
+		o["session.intra_op.allow_spinning"] = "0"
+	}
+	return o
 }
