@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 )
 
@@ -78,6 +79,16 @@ func New(cfg Config) (*ONNX, error) {
 	sess, err := NewSessionFile(cfg.Session, cfg.ModelPath)
 	if err != nil {
 		return nil, fmt.Errorf("embedder: model %s: %w", cfg.ModelPath, err)
+	}
+	// Probe once with the highest token id: a model whose vocabulary is
+	// smaller than the tokenizer's would otherwise fail on some mails only.
+	probe, err := sess.Embed(PadBatch([]Encoding{tok.Wrap([]int64{int64(tok.VocabSize() - 1)})}, tok.PadID()))
+	if err == nil && (len(probe) != 1 || !finite(probe[0])) {
+		err = errors.New("probe embedding is not finite")
+	}
+	if err != nil {
+		_ = sess.Close()
+		return nil, fmt.Errorf("embedder: %w: model %s does not work with vocabulary %s (%d tokens): %v", ErrModel, cfg.ModelPath, cfg.VocabPath, tok.VocabSize(), err)
 	}
 	name := cfg.ModelName
 	if name == "" {
@@ -147,6 +158,15 @@ func fileSHA256(path string) ([]byte, error) {
 		return nil, err
 	}
 	return h.Sum(nil), nil
+}
+
+func finite(v []float32) bool {
+	for _, x := range v {
+		if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // IsOverloaded reports whether err means "try again later".

@@ -100,3 +100,20 @@ func TestNewReportsModelFileErrorsClearly(t *testing.T) {
 		})
 	}
 }
+
+func TestNewRejectsModelWithSmallerVocabulary(t *testing.T) {
+	cfg := TinyGraph()
+	cfg.Vocab = 1000 // the real vocab has 30522 tokens
+	g, err := GenerateGraph(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "small.onnx")
+	if err := os.WriteFile(p, g, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = New(Config{ModelPath: p, VocabPath: sharedVocab(t), Session: SessionConfig{Library: testORTLib(t)}})
+	if !errors.Is(err, ErrModel) || !strings.Contains(err.Error(), "vocabulary") {
+		t.Fatalf("err = %v, want ErrModel about the vocabulary", err)
+	}
+}
