@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -299,4 +301,17 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 func appendMsg(b []byte, num protowire.Number, m []byte) []byte {
 	b = protowire.AppendTag(b, num, protowire.BytesType)
 	return protowire.AppendBytes(b, m)
+}
+
+// WriteGraph generates cfg's graph into dir/name and returns its path.
+func WriteGraph(dir, name string, cfg GraphConfig) (string, error) {
+	b, err := GenerateGraph(cfg)
+	if err != nil {
+		return "", err
+	}
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		return "", fmt.Errorf("write graph: %w", err)
+	}
+	return p, nil
 }

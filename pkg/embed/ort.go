@@ -7,10 +7,12 @@ import (
 	"sync"
 
 	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/ownyou/home/pkg/models"
 )
 
 // EnvORTLib names the ONNX Runtime shared library to load.
-const EnvORTLib = "OWNYOU_ORT_LIB"
+const EnvORTLib = models.EnvORTLib
 
 // ErrRuntime reports that the ONNX Runtime library could not be loaded.
 var ErrRuntime = errors.New("onnx runtime unavailable")

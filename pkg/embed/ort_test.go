@@ -3,7 +3,6 @@ package embed
 import (
 	"math"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -14,10 +13,7 @@ import (
 // model cache filled by `go run ./cmd/models fetch onnxruntime`.
 func testORTLib(t testing.TB) string {
 	t.Helper()
-	lib := os.Getenv(EnvORTLib)
-	if lib == "" {
-		lib = filepath.Join(models.CacheDir(), models.ORTLibPath)
-	}
+	lib := models.ORTLib()
 	if _, err := os.Stat(lib); err != nil {
 		t.Fatalf("ONNX Runtime library missing (%v): run `go run ./cmd/models fetch onnxruntime` or set %s", err, EnvORTLib)
 	}

@@ -61,14 +61,30 @@ func RepoRoot() (string, error) {
 	}
 }
 
-// CacheDir returns OWNYOU_MODEL_DIR, or DefaultModelDir under the repo root
-// when running inside a checkout (tests, go run), else relative to the working directory.
+// CacheDir returns OWNYOU_MODEL_DIR, else $OWNYOU_DATA_DIR/models, else
+// DefaultModelDir under the repo root when running inside a checkout (tests,
+// go run), else relative to the working directory.
 func CacheDir() string {
 	if d := os.Getenv(EnvModelDir); d != "" {
 		return d
+	}
+	if d := os.Getenv("OWNYOU_DATA_DIR"); d != "" {
+		return filepath.Join(d, "models")
 	}
 	if root, err := RepoRoot(); err == nil {
 		return filepath.Join(root, DefaultModelDir)
 	}
 	return DefaultModelDir
+}
+
+// EnvORTLib names the ONNX Runtime shared library to load.
+const EnvORTLib = "OWNYOU_ORT_LIB"
+
+// ORTLib returns $OWNYOU_ORT_LIB or the cache path the "onnxruntime" manifest
+// fills (CacheDir()/onnxruntime/libonnxruntime.so.1.24.3); it may not exist.
+func ORTLib() string {
+	if l := os.Getenv(EnvORTLib); l != "" {
+		return l
+	}
+	return filepath.Join(CacheDir(), ORTLibPath)
 }

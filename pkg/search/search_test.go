@@ -59,10 +59,7 @@ func tinyEmbedder(t testing.TB) *embed.ONNX {
 			embErr = err
 			return
 		}
-		lib := os.Getenv(embed.EnvORTLib)
-		if lib == "" {
-			lib = filepath.Join(models.CacheDir(), models.ORTLibPath)
-		}
+		lib := models.ORTLib()
 		g, err := embed.GenerateGraph(embed.TinyGraph())
 		if err != nil {
 			embErr = err

@@ -49,12 +49,7 @@ func main() {
 	}
 }
 
-func ortLib() string {
-	if l := os.Getenv(embed.EnvORTLib); l != "" {
-		return l
-	}
-	return filepath.Join(models.CacheDir(), models.ORTLibPath)
-}
+func ortLib() string { return models.ORTLib() }
 
 func vocabPath() (string, error) {
 	cached := filepath.Join(models.CacheDir(), "all-MiniLM-L6-v2", "vocab.txt")
