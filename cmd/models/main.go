@@ -5,7 +5,8 @@
 //	go run ./cmd/models verify [names…]   # check sizes and sha256, exit 1 on any problem
 //	go run ./cmd/models list              # print manifest names and cache paths
 //
-// The cache is OWNYOU_MODEL_DIR (default .data/models); OWNYOU_MODEL_MIRROR
+// The cache is OWNYOU_MODEL_DIR (default $OWNYOU_DATA_DIR/models, else
+// .data/models in the checkout); OWNYOU_MODEL_MIRROR
 // names an offline directory searched before the network.
 package main
 
@@ -30,7 +31,7 @@ func main() {
 }
 
 func run() error {
-	dir := flag.String("dir", envOr(models.EnvModelDir, models.DefaultModelDir), "model cache directory ($"+models.EnvModelDir+")")
+	dir := flag.String("dir", models.CacheDir(), "model cache directory ($"+models.EnvModelDir+", else $OWNYOU_DATA_DIR/models)")
 	mirror := flag.String("mirror", os.Getenv(models.EnvModelMirror), "offline mirror directory ($"+models.EnvModelMirror+")")
 	flag.Usage = func() {
 		fmt.Fprintln(flag.CommandLine.Output(), "usage: models [flags] fetch|verify|list [names…]")
@@ -87,11 +88,4 @@ func run() error {
 		return fmt.Errorf("unknown command %q", cmd)
 	}
 	return nil
-}
-
-func envOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
 }
