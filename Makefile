@@ -6,13 +6,16 @@ BIN := $(CURDIR)/bin
 SERVICES := ingest embedder classifier agents gateway
 GOTEST_FLAGS ?= -p 2 -timeout 20m
 
-.PHONY: run build test bench loadtest deps vet fmt clean help
+.PHONY: run build test bench loadtest deps models vet fmt clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 deps: ## install what is missing on a Debian machine (Postgres, pgvector, test tools)
 	@bash scripts/deps.sh
+
+models: ## download and verify the model files pinned in models/ (MiniLM weights, ONNX Runtime)
+	$(GO) run ./cmd/models fetch
 
 build: ## build the native stack and every service binary into bin/
 	@mkdir -p $(BIN)

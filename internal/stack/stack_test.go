@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,6 +16,8 @@ import (
 	"github.com/ownyou/home/internal/testmail"
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/config"
+	"github.com/ownyou/home/pkg/embed"
+	"github.com/ownyou/home/pkg/models"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
 )
@@ -36,6 +39,13 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	common.Bus = testkit.BusConfig(testkit.NATSURL(t))
 	cfg.SetCommon(common)
 	cfg.Gateway.HTTPAddr = "127.0.0.1:0"
+	// The embedder runs its real code on a generated BERT-shaped graph (no weights in tests).
+	graph, err := embed.WriteGraph(t.TempDir(), "tiny.onnx", embed.TinyGraph())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Embedder.Model, cfg.Embedder.ORTLib = graph, models.ORTLib()
+	cfg.Embedder.Vocab = filepath.Join(testkit.SharedDir(t), "models", "all-MiniLM-L6-v2", "vocab.txt")
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -134,3 +134,41 @@ type ImportRequested struct {
 
 // Key returns the import id.
 func (e ImportRequested) Key() string { return e.ImportID }
+
+// Embedding requests: core NATS request/reply (not JetStream) answered by the
+// embedder service; replicas share the queue group, so each request is
+// answered once. Requests that the embedder cannot take at once are refused
+// with EmbedErrOverloaded instead of queuing without bound.
+const (
+	// SubjectEmbed carries an EmbedRequest; the reply is an EmbedReply.
+	SubjectEmbed = "embed.request"
+	// QueueEmbedder is the queue group of the embedder replicas.
+	QueueEmbedder = "embedder"
+)
+
+// EmbedRequest asks for one vector per text (queries, taxonomy labels). An
+// empty Texts asks only for the model id and dimension.
+type EmbedRequest struct {
+	Texts []string `json:"texts"`
+}
+
+// EmbedReply answers an EmbedRequest: vectors in request order, or Error.
+type EmbedReply struct {
+	Model   string      `json:"model,omitempty"`
+	Dim     int         `json:"dim,omitempty"`
+	Vectors [][]float32 `json:"vectors,omitempty"`
+	Error   *EmbedError `json:"error,omitempty"`
+}
+
+// EmbedError is why an embedding request failed; Code is one of the EmbedErr… values.
+type EmbedError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Embedding error codes.
+const (
+	EmbedErrBadRequest = "bad_request" // malformed JSON, too many or too long texts: do not retry
+	EmbedErrOverloaded = "overloaded"  // the queue is full: retry later
+	EmbedErrInternal   = "internal"    // the model failed: retry later
+)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/embedclient"
+	"github.com/ownyou/home/pkg/search"
 	"github.com/ownyou/home/pkg/store"
 )
 
@@ -34,11 +36,13 @@ type Server struct {
 	health *app.Health
 	srv    *http.Server
 	ln     net.Listener
+	search *search.Searcher
 }
 
 // New builds the gateway and binds its listener, so Addr is known at once.
 func New(cfg Config, d app.Deps) (*Server, error) {
 	s := &Server{cfg: cfg, db: d.DB, bus: d.Bus, log: d.Log.With("service", "gateway"), health: d.Health}
+	s.search = search.New(d.DB.Pool, embedclient.New(d.Bus.Conn(), 10*time.Second), search.Config{})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("gateway listen %s: %w", cfg.HTTPAddr, err)

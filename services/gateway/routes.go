@@ -17,6 +17,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/emails", s.listEmails)
 	mux.HandleFunc("GET /api/v1/emails/{id}", s.getEmail)
 	mux.HandleFunc("GET /api/v1/pipeline", s.pipeline)
+	mux.HandleFunc("GET /api/v1/search", s.searchMail)
 
 	src := s.sourcesAPI()
 	mux.HandleFunc("GET /api/v1/sources", src.list)

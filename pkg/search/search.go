@@ -1,0 +1,540 @@
+// Package search answers queries over the user's mail with two retrievers —
+// Postgres full-text search (ranked tsvector matches, highlighted snippets)
+// and vector kNN over chunk embeddings (pgvector HNSW, cosine) — fused by
+// reciprocal rank fusion, with filters by date, sender and IAB category.
+// A Searcher is safe for concurrent use.
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pgvector/pgvector-go"
+)
+
+// Mode selects the retrievers.
+type Mode string
+
+// Search modes.
+const (
+	Hybrid   Mode = "hybrid"
+	Semantic Mode = "semantic"
+	Keyword  Mode = "keyword"
+)
+
+// Retriever names reported per hit.
+const (
+	RetrieverKeyword  = "keyword"
+	RetrieverSemantic = "semantic"
+)
+
+// RRFK is the reciprocal rank fusion constant: score = Σ 1/(RRFK + rank).
+const RRFK = 60
+
+// Errors callers map to client errors (HTTP 400).
+var (
+	ErrEmptyQuery = errors.New("empty query")
+	ErrBadMode    = errors.New("mode must be hybrid, semantic or keyword")
+	ErrBadRange   = errors.New("after must be before before")
+)
+
+// QueryEmbedder embeds query text with the same model as the stored vectors;
+// ModelID must be valid after a successful Embed.
+type QueryEmbedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+	ModelID() string
+}
+
+// Query is one search request. Zero filter fields do not filter.
+type Query struct {
+	Text string
+	Mode Mode
+	// Limit is the number of hits (default 20, at most 100).
+	Limit int
+	// From matches a substring of the sender's address or name, case-insensitively.
+	From string
+	// After and Before bound the mail's date (sort_at): After ≤ date < Before.
+	After, Before time.Time
+	// Category keeps mail classified in this IAB category id (any taxonomy).
+	Category string
+}
+
+// Hit is one email found.
+type Hit struct {
+	EmailID  string    `json:"email_id"`
+	Subject  string    `json:"subject"`
+	FromAddr string    `json:"from_addr"`
+	FromName string    `json:"from_name"`
+	Date     time.Time `json:"date"`
+	// Snippet is plain text; SnippetHTML is the same, HTML-escaped, with
+	// matched words wrapped in <mark>…</mark>.
+	Snippet     string `json:"snippet"`
+	SnippetHTML string `json:"snippet_html"`
+	// Score is the fused RRF score (hybrid) or the single retriever's score.
+	Score float64 `json:"score"`
+	// Retrievers lists which retrievers found the email, with their ranks (1-based).
+	Retrievers   []string `json:"retrievers"`
+	KeywordRank  int      `json:"keyword_rank,omitempty"`
+	SemanticRank int      `json:"semantic_rank,omitempty"`
+	// Similarity is the cosine similarity of the best chunk (semantic hits).
+	Similarity float64 `json:"similarity,omitempty"`
+}
+
+// Result is a page of hits.
+type Result struct {
+	Query string `json:"query"`
+	Mode  Mode   `json:"mode"`
+	Model string `json:"model,omitempty"`
+	Hits  []Hit  `json:"hits"`
+	// Warnings explain degraded answers, e.g. semantic retrieval unavailable.
+	Warnings []string `json:"warnings,omitempty"`
+	// TimingsMS is the time spent per phase: embed, semantic, keyword, details.
+	TimingsMS map[string]float64 `json:"timings_ms"`
+}
+
+// Config tunes retrieval.
+type Config struct {
+	// Candidates is how many results each retriever contributes before fusion
+	// (default 50; never fewer than the query's Limit).
+	Candidates int
+	// EfSearch is pgvector's hnsw.ef_search (default 80).
+	EfSearch int
+	// KeywordScanCap bounds how many full-text matches are ranked, keeping
+	// very common terms fast (default 2000); rarer terms rank every match.
+	KeywordScanCap int
+	// TextConfig is the Postgres text search configuration (default english).
+	TextConfig string
+}
+
+// Searcher runs queries against the store.
+type Searcher struct {
+	pool *pgxpool.Pool
+	emb  QueryEmbedder
+	cfg  Config
+}
+
+// New returns a Searcher; emb may be nil, then only keyword search works.
+func New(pool *pgxpool.Pool, emb QueryEmbedder, cfg Config) *Searcher {
+	if cfg.Candidates <= 0 {
+		cfg.Candidates = 50
+	}
+	if cfg.EfSearch <= 0 {
+		cfg.EfSearch = 80
+	}
+	if cfg.KeywordScanCap <= 0 {
+		cfg.KeywordScanCap = 2000
+	}
+	if cfg.TextConfig == "" {
+		cfg.TextConfig = "english"
+	}
+	return &Searcher{pool: pool, emb: emb, cfg: cfg}
+}
+
+// Normalize validates q and applies defaults.
+func Normalize(q Query) (Query, error) {
+	q.Text = strings.TrimSpace(q.Text)
+	if q.Text == "" {
+		return q, ErrEmptyQuery
+	}
+	if utf8.RuneCountInString(q.Text) > 1000 {
+		q.Text = string([]rune(q.Text)[:1000])
+	}
+	switch q.Mode {
+	case "":
+		q.Mode = Hybrid
+	case Hybrid, Semantic, Keyword:
+	default:
+		return q, ErrBadMode
+	}
+	if q.Limit <= 0 {
+		q.Limit = 20
+	}
+	q.Limit = min(q.Limit, 100)
+	if !q.After.IsZero() && !q.Before.IsZero() && !q.After.Before(q.Before) {
+		return q, ErrBadRange
+	}
+	return q, nil
+}
+
+type ranked struct {
+	id     string
+	score  float64 // retriever's own score (ts_rank or cosine similarity)
+	phrase bool    // keyword: the mail contains the query as an exact phrase
+}
+
+// Search runs q. In hybrid mode a failing embedder degrades to keyword
+// results with a warning rather than failing the request.
+func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
+	q, err := Normalize(q)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Query: q.Text, Mode: q.Mode, Hits: []Hit{}, TimingsMS: map[string]float64{}}
+	lap := time.Now()
+	tick := func(phase string) {
+		now := time.Now()
+		res.TimingsMS[phase] = float64(now.Sub(lap).Microseconds()) / 1000
+		lap = now
+	}
+	var kw, sem []ranked
+	if q.Mode != Keyword {
+		if s.emb == nil {
+			if q.Mode == Semantic {
+				return res, errors.New("semantic search: no embedder configured")
+			}
+			res.Warnings = append(res.Warnings, "semantic search unavailable: no embedder configured")
+		} else {
+			sem, err = s.semantic(ctx, q, tick)
+			tick("semantic")
+			res.Model = s.emb.ModelID()
+			if err != nil {
+				if q.Mode == Semantic || ctx.Err() != nil {
+					return res, err
+				}
+				res.Warnings = append(res.Warnings, "semantic search unavailable: "+err.Error())
+				sem = nil
+			}
+		}
+	}
+	if q.Mode != Semantic {
+		if kw, err = s.keyword(ctx, q); err != nil {
+			return res, err
+		}
+		tick("keyword")
+	}
+	fused := fuse(kw, sem, q.Mode)
+	if len(fused) > q.Limit {
+		fused = fused[:q.Limit]
+	}
+	if len(fused) == 0 {
+		return res, nil
+	}
+	hits, err := s.details(ctx, q, fused)
+	if err != nil {
+		return res, err
+	}
+	tick("details")
+	res.Hits = hits
+	return res, nil
+}
+
+// fuse merges the ranked lists with reciprocal rank fusion; single-retriever
+// modes keep that retriever's order and score.
+func fuse(kw, sem []ranked, mode Mode) []Hit {
+	byID := map[string]*Hit{}
+	var order []*Hit
+	get := func(id string) *Hit {
+		h, ok := byID[id]
+		if !ok {
+			h = &Hit{EmailID: id}
+			byID[id] = h
+			order = append(order, h)
+		}
+		return h
+	}
+	phrase := map[string]bool{}
+	for i, r := range kw {
+		h := get(r.id)
+		phrase[r.id] = r.phrase
+		h.KeywordRank = i + 1
+		h.Retrievers = append(h.Retrievers, RetrieverKeyword)
+		h.Score += 1 / float64(RRFK+i+1)
+		if mode == Keyword {
+			h.Score = r.score
+		}
+	}
+	for i, r := range sem {
+		h := get(r.id)
+		h.SemanticRank = i + 1
+		h.Similarity = r.score
+		h.Retrievers = append(h.Retrievers, RetrieverSemantic)
+		h.Score += 1 / float64(RRFK+i+1)
+		if mode == Semantic {
+			h.Score = r.score
+		}
+	}
+	if mode == Hybrid {
+		// An exact-phrase match is the strongest signal a user can give;
+		// rank-only fusion would let paraphrases outvote it.
+		sort.SliceStable(order, func(i, j int) bool {
+			if pi, pj := phrase[order[i].EmailID], phrase[order[j].EmailID]; pi != pj {
+				return pi
+			}
+			if order[i].Score != order[j].Score {
+				return order[i].Score > order[j].Score
+			}
+			// Tie: prefer the keyword rank (exact words beat paraphrase).
+			return rankOrMax(order[i].KeywordRank) < rankOrMax(order[j].KeywordRank)
+		})
+	}
+	out := make([]Hit, len(order))
+	for i, h := range order {
+		out[i] = *h
+	}
+	return out
+}
+
+func rankOrMax(r int) int {
+	if r == 0 {
+		return 1 << 30
+	}
+	return r
+}
+
+// filterSQL appends WHERE conditions on emails alias e for q's filters.
+func filterSQL(q Query, args *[]any) string {
+	var conds []string
+	add := func(cond string, v any) {
+		*args = append(*args, v)
+		conds = append(conds, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(*args))))
+	}
+	if q.From != "" {
+		// Served by the trigram index emails_from_trgm_idx (migration 00200).
+		add(`(e.from_addr || ' ' || e.from_name) ILIKE $?`, "%"+likeEscape(q.From)+"%")
+	}
+	if !q.After.IsZero() {
+		add(`e.sort_at >= $?`, q.After)
+	}
+	if !q.Before.IsZero() {
+		add(`e.sort_at < $?`, q.Before)
+	}
+	if q.Category != "" {
+		add(`EXISTS (SELECT 1 FROM classifications c WHERE c.email_id = e.id AND c.category_id = $?)`, q.Category)
+	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return " AND " + strings.Join(conds, " AND ")
+}
+
+func likeEscape(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// keyword ranks full-text matches: exact-phrase matches first, then by
+// ts_rank_cd (cover density, so close words beat scattered ones), among the
+// KeywordScanCap most recent matches.
+func (s *Searcher) keyword(ctx context.Context, q Query) ([]ranked, error) {
+	args := []any{s.cfg.TextConfig, q.Text, s.cfg.KeywordScanCap, max(s.cfg.Candidates, q.Limit)}
+	// The inner LIMIT stops the GIN bitmap scan early for very common terms:
+	// testing a match detoasts the row's tsvector, the dominant cost.
+	sql := `
+SELECT m.id, ts_rank_cd(m.search_tsv, websearch_to_tsquery($1::regconfig, $2), 1) AS score,
+       numnode(phraseto_tsquery($1::regconfig, $2)) > 1 AND m.search_tsv @@ phraseto_tsquery($1::regconfig, $2) AS phrase
+FROM (
+    SELECT e.id, e.search_tsv, e.sort_at
+    FROM emails e
+    WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)` + filterSQL(q, &args) + `
+    LIMIT $3
+) m
+ORDER BY phrase DESC, score DESC, m.sort_at DESC, m.id
+LIMIT $4`
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("keyword search: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ranked, error) {
+		var x ranked
+		err := r.Scan(&x.id, &x.score, &x.phrase)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keyword search: %w", err)
+	}
+	return out, nil
+}
+
+// semantic embeds the query and returns emails by their best chunk's cosine
+// similarity, using the HNSW index (iterative scan keeps filtered queries full).
+func (s *Searcher) semantic(ctx context.Context, q Query, tick func(string)) ([]ranked, error) {
+	vecs, err := s.emb.Embed(ctx, []string{q.Text})
+	tick("embed")
+	if err != nil {
+		return nil, fmt.Errorf("embed query: %w", err)
+	}
+	if len(vecs) != 1 {
+		return nil, fmt.Errorf("embed query: got %d vectors", len(vecs))
+	}
+	// The model is read after embedding: a remote embedder learns it from the reply.
+	out, err := s.knn(ctx, vecs[0], s.emb.ModelID(), q, max(s.cfg.Candidates, q.Limit), true)
+	if err != nil {
+		return nil, fmt.Errorf("semantic search: %w", err)
+	}
+	return out, nil
+}
+
+// knn returns up to n emails nearest to vec by their best chunk of model;
+// approx uses the HNSW index (unless a selective filter makes an exact scan
+// cheaper); otherwise every matching vector is compared: exact results.
+func (s *Searcher) knn(ctx context.Context, vec []float32, model string, q Query, n int, approx bool) ([]ranked, error) {
+	if approx && (q.From != "" || q.Category != "") {
+		// Sender and category filters are usually selective; HNSW would then
+		// walk much of the graph to find n matches. Below exactThreshold
+		// filtered emails an exact scan of their vectors is faster and exact.
+		args := []any{}
+		var count int
+		if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM emails e WHERE true`+filterSQL(q, &args)+fmt.Sprintf(` LIMIT %d) f`, exactThreshold+1), args...).Scan(&count); err != nil {
+			return nil, err
+		}
+		if count <= exactThreshold {
+			approx = false
+		}
+	}
+	var out []ranked
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if !approx {
+			args := []any{pgvector.NewVector(vec), model, n}
+			sql := `
+SELECT em.email_id, 1 - min(em.embedding <=> $1) AS sim
+FROM emails e JOIN embeddings em ON em.email_id = e.id AND em.model = $2
+WHERE true` + filterSQL(q, &args) + `
+GROUP BY em.email_id ORDER BY sim DESC, em.email_id LIMIT $3`
+			rows, err := tx.Query(ctx, sql, args...)
+			if err != nil {
+				return err
+			}
+			out, err = pgx.CollectRows(rows, scanRanked)
+			return err
+		}
+		// ef_search at least the chunk LIMIT, so unfiltered queries finish in
+		// one index pass; iterative scan only continues for filtered ones.
+		settings := []string{fmt.Sprintf("SET LOCAL hnsw.ef_search = %d", max(s.cfg.EfSearch, 2*n)), "SET LOCAL hnsw.iterative_scan = relaxed_order"}
+		for _, st := range settings {
+			if _, err := tx.Exec(ctx, st); err != nil {
+				return err
+			}
+		}
+		// Chunks per email vary; fetch extra chunks so n emails remain after grouping.
+		sql, args := knnSQL(vec, model, q, n)
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, scanRanked)
+		return err
+	})
+	return out, err
+}
+
+// exactThreshold is the filtered-email count below which kNN scans exactly.
+const exactThreshold = 5000
+
+func scanRanked(r pgx.CollectableRow) (ranked, error) {
+	var x ranked
+	err := r.Scan(&x.id, &x.score)
+	return x, err
+}
+
+// knnSQL is the kNN query: nearest chunks of model by cosine distance
+// (served by the HNSW index), grouped to each email's best chunk.
+func knnSQL(vec []float32, model string, q Query, n int) (string, []any) {
+	args := []any{pgvector.NewVector(vec), model, n * 2, n}
+	join, filters := "", filterSQL(q, &args)
+	if filters != "" {
+		join = " JOIN emails e ON e.id = em.email_id"
+	}
+	return `
+WITH nn AS (
+    SELECT em.email_id, em.embedding <=> $1 AS dist
+    FROM embeddings em` + join + `
+    WHERE em.model = $2` + filters + `
+    ORDER BY em.embedding <=> $1
+    LIMIT $3
+)
+SELECT email_id, 1 - min(dist) AS sim FROM nn GROUP BY email_id ORDER BY sim DESC, email_id LIMIT $4`, args
+}
+
+// Sentinels ts_headline puts around matches; they cannot occur in stored text
+// (the C0 controls are stripped from the snippet source first).
+const (
+	selStart = "\x01"
+	selStop  = "\x02"
+)
+
+// details loads display fields and snippets for the fused hits, in order.
+func (s *Searcher) details(ctx context.Context, q Query, hits []Hit) ([]Hit, error) {
+	ids := make([]string, len(hits))
+	for i, h := range hits {
+		ids[i] = h.EmailID
+	}
+	rows, err := s.pool.Query(ctx, `
+WITH q AS (SELECT websearch_to_tsquery($2::regconfig, $3) AS ts)
+SELECT e.id, e.subject, e.from_addr, e.from_name, e.sort_at,
+       CASE WHEN e.search_tsv @@ q.ts
+            THEN ts_headline($2::regconfig, translate(left(e.body_text, 20000), E'\x01\x02', '  '), q.ts,
+                 'StartSel=' || E'\x01' || ', StopSel=' || E'\x02' || ', MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "')
+            ELSE '' END AS headline,
+       e.snippet, left(e.body_text, 400) AS head
+FROM emails e, q
+WHERE e.id = ANY($1)`, ids, s.cfg.TextConfig, q.Text)
+	if err != nil {
+		return nil, fmt.Errorf("search details: %w", err)
+	}
+	type row struct {
+		subject, fromAddr, fromName, headline, snippet, head string
+		date                                                 time.Time
+	}
+	byID := map[string]row{}
+	for rows.Next() {
+		var id string
+		var r row
+		if err := rows.Scan(&id, &r.subject, &r.fromAddr, &r.fromName, &r.date, &r.headline, &r.snippet, &r.head); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("search details: %w", err)
+		}
+		byID[id] = r
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search details: %w", err)
+	}
+	out := make([]Hit, 0, len(hits))
+	for _, h := range hits {
+		r, ok := byID[h.EmailID]
+		if !ok {
+			continue // deleted between retrieval and display
+		}
+		h.Subject, h.FromAddr, h.FromName, h.Date = r.subject, r.fromAddr, r.fromName, r.date.UTC()
+		hl := r.headline
+		if !strings.Contains(hl, selStart) {
+			hl = r.snippet
+			if hl == "" {
+				hl = r.head
+			}
+		}
+		h.Snippet, h.SnippetHTML = renderSnippet(hl)
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// renderSnippet turns a headline with sentinel marks into plain text and
+// escaped HTML with <mark> tags; whitespace runs collapse to one space.
+func renderSnippet(s string) (plain, htm string) {
+	s = strings.Join(strings.Fields(s), " ")
+	plain = strings.NewReplacer(selStart, "", selStop, "").Replace(s)
+	var b strings.Builder
+	for len(s) > 0 {
+		i := strings.Index(s, selStart)
+		if i < 0 {
+			b.WriteString(html.EscapeString(strings.ReplaceAll(s, selStop, "")))
+			break
+		}
+		b.WriteString(html.EscapeString(strings.ReplaceAll(s[:i], selStop, "")))
+		s = s[i+len(selStart):]
+		j := strings.Index(s, selStop)
+		if j < 0 {
+			j = len(s)
+		}
+		b.WriteString("<mark>" + html.EscapeString(s[:j]) + "</mark>")
+		s = s[min(j+len(selStop), len(s)):]
+	}
+	return plain, b.String()
+}
