@@ -2,4 +2,4 @@ module github.com/ownyou/home
 
 go 1.26
 
-require github.com/sashabaranov/go-openai v1.43.0 // indirect
+require github.com/sashabaranov/go-openai v1.43.0

@@ -28,6 +28,9 @@ type Email struct {
 	Chunks  []Chunk
 	// VectorModel is the embedding model id of the chunk vectors, "" if none.
 	VectorModel string
+	// Backfill marks mail from a historical import rather than new mail; the
+	// LLM backend defers backfill first when the token budget runs low.
+	Backfill bool
 }
 
 // Evidence strength as judged (LLM backend) or derived (local backend).

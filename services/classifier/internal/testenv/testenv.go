@@ -4,6 +4,9 @@
 package testenv
 
 import (
+	"context"
+	"hash/fnv"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -85,3 +88,37 @@ func WordVec(t testing.TB) *wordvec.Model {
 	}
 	return wvModel
 }
+
+// HashEmbedder is a deterministic bag-of-words embedder (feature hashing)
+// for tests that need vectors but not their quality.
+type HashEmbedder struct{}
+
+// Embed hashes each lower-cased word into one of 64 dimensions.
+func (HashEmbedder) Embed(_ context.Context, texts []string) ([][]float32, error) {
+	out := make([][]float32, len(texts))
+	for i, t := range texts {
+		v := make([]float32, 64)
+		for _, w := range wordvec.Tokenize(t) {
+			h := fnv.New32a()
+			h.Write([]byte(w))
+			v[h.Sum32()%64]++
+		}
+		var n float64
+		for _, x := range v {
+			n += float64(x * x)
+		}
+		if n > 0 {
+			for j := range v {
+				v[j] /= float32(math.Sqrt(n))
+			}
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// Dim is 64.
+func (HashEmbedder) Dim() int { return 64 }
+
+// ModelID is "test-hash-64".
+func (HashEmbedder) ModelID() string { return "test-hash-64" }
