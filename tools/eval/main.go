@@ -10,13 +10,15 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 
 	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/pkg/wordvec"
-	"github.com/ownyou/home/services/classifier/core"
 	"github.com/ownyou/home/services/classifier/eval"
+	"github.com/ownyou/home/services/classifier/fakeoai"
+	"github.com/ownyou/home/services/classifier/llm"
 	"github.com/ownyou/home/services/classifier/local"
 )
 
@@ -64,13 +66,30 @@ func run(ctx context.Context, verbose bool) error {
 	if err != nil {
 		return err
 	}
-	for _, b := range []core.Backend{lb} {
-		r, err := eval.Run(ctx, b, tax, set, 25)
-		if err != nil {
-			return err
-		}
-		print(r, "wordvec", verbose)
+	r, err := eval.Run(ctx, lb, tax, set, 25)
+	if err != nil {
+		return err
 	}
+	print(r, "wordvec", verbose)
+
+	// The LLM backend against the fake OpenAI-compatible server: its scripted
+	// (word-overlap) answers measure the plumbing, not a model's quality.
+	fake := httptest.NewServer(&fakeoai.Server{})
+	defer fake.Close()
+	budget := &llm.MemoryBudget{}
+	b, err := llm.New(ctx, llm.Config{
+		BaseURL: fake.URL + "/v1", Model: "fakeoai", Taxonomies: tax, Embedder: wv, Budget: budget,
+		Sections: []taxonomy.Section{taxonomy.SectionContent, taxonomy.SectionInterests, taxonomy.SectionPurchaseIntent},
+	})
+	if err != nil {
+		return err
+	}
+	r, err = eval.Run(ctx, b, tax, set, 25)
+	if err != nil {
+		return err
+	}
+	print(r, "fakeoai", verbose)
+	fmt.Printf("BENCH eval_llm_fakeoai_tokens %d tokens\n", budget.Status().Used)
 	return nil
 }
 
