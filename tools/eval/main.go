@@ -13,9 +13,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/pkg/wordvec"
+	"github.com/ownyou/home/services/classifier/core"
 	"github.com/ownyou/home/services/classifier/eval"
 	"github.com/ownyou/home/services/classifier/fakeoai"
 	"github.com/ownyou/home/services/classifier/llm"
@@ -90,6 +92,55 @@ func run(ctx context.Context, verbose bool) error {
 	}
 	print(r, "fakeoai", verbose)
 	fmt.Printf("BENCH eval_llm_fakeoai_tokens %d tokens\n", budget.Status().Used)
+	return shortlistRecall(ctx, b, tax, set)
+}
+
+// shortlistRecall prints how often an email's gold Tier-1 categories are
+// reachable through the shortlist the LLM sees (batches of 25): the ceiling
+// of the LLM backend's recall, whatever the model.
+func shortlistRecall(ctx context.Context, b *llm.Backend, tax *taxonomy.Set, set []eval.Labeled) error {
+	hit := map[string]int{}
+	total := map[string]int{}
+	for i := 0; i < len(set); i += 25 {
+		part := set[i:min(i+25, len(set))]
+		var emails []core.Email
+		for _, l := range part {
+			emails = append(emails, l.Email())
+		}
+		sl, err := b.Shortlist(ctx, emails)
+		if err != nil {
+			return err
+		}
+		tops := map[taxonomy.Section]map[string]bool{}
+		for sec, cats := range sl {
+			tops[sec] = map[string]bool{}
+			t := tax.Audience
+			if sec == taxonomy.SectionContent {
+				t = tax.Content
+			}
+			for _, c := range cats {
+				if top := t.Top(c.ID); top != nil {
+					tops[sec][strings.ToLower(top.Name)] = true
+				}
+			}
+		}
+		for _, l := range part {
+			for kind, sec := range map[string]taxonomy.Section{eval.KindContent: taxonomy.SectionContent, eval.KindInterests: taxonomy.SectionInterests, eval.KindPurchaseIntent: taxonomy.SectionPurchaseIntent} {
+				gold := map[string][]string{eval.KindContent: l.Content, eval.KindInterests: l.Interests, eval.KindPurchaseIntent: l.PurchaseIntent}[kind]
+				for _, g := range gold {
+					total[kind]++
+					if tops[sec][strings.ToLower(g)] {
+						hit[kind]++
+					}
+				}
+			}
+		}
+	}
+	for _, k := range eval.Kinds {
+		if total[k] > 0 {
+			fmt.Printf("BENCH eval_llm_shortlist_%s_recall %.3f ratio\n", k, float64(hit[k])/float64(total[k]))
+		}
+	}
 	return nil
 }
 

@@ -490,3 +490,13 @@ func retryable(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne)
 }
+
+// Shortlist returns the candidate categories per section the backend would
+// offer the model for these emails (as one batch), for inspection and evaluation.
+func (b *Backend) Shortlist(ctx context.Context, emails []core.Email) (map[taxonomy.Section][]*taxonomy.Category, error) {
+	prep := make([]prepared, len(emails))
+	for i, e := range emails {
+		prep[i] = prepare(e, b.cfg.ExcerptChars)
+	}
+	return b.short.forBatch(ctx, prep)
+}
