@@ -200,11 +200,16 @@ func (b *Backend) Classify(ctx context.Context, emails []core.Email) ([]core.Cla
 	var out []core.Classification
 	for i, e := range emails {
 		sig := detectSignals(e)
+		var interest *node // the email's best interest, which intent should agree with
 		for _, idx := range b.sections {
 			if idx.section == taxonomy.SectionPurchaseIntent && !sig.transactional {
 				continue // intent needs an order, booking, quote or appointment
 			}
-			out = append(out, b.classifySection(idx, e, vecs[i], sig)...)
+			cls, best := b.classifySection(idx, e, vecs[i], sig, interest)
+			if idx.section == taxonomy.SectionInterests {
+				interest = best
+			}
+			out = append(out, cls...)
 		}
 	}
 	return out, nil
@@ -302,15 +307,22 @@ type scored struct {
 	score float64
 }
 
-func (b *Backend) classifySection(idx *sectionIndex, e core.Email, ev emailVector, sig signals) []core.Classification {
+func (b *Backend) classifySection(idx *sectionIndex, e core.Email, ev emailVector, sig signals, interest *node) ([]core.Classification, *node) {
 	var tops []scored
 	for _, tn := range idx.tops {
 		s := tierScore(ev.whole, tn) + voteW*vote(ev, tn)
+		if interest != nil {
+			s += agreeW * core.Cosine(tn.nameVec, interest.nameVec)
+		}
 		s += sig.boost(idx.tax, tn.cat)
 		tops = append(tops, scored{tn, s})
 	}
 	sort.Slice(tops, func(i, j int) bool { return tops[i].score > tops[j].score })
 	var out []core.Classification
+	var best *node
+	if len(tops) > 0 && tops[0].score >= b.cfg.MinScore {
+		best = tops[0].n
+	}
 	for i, t := range tops {
 		if i >= b.cfg.MaxPerSection || t.score < b.cfg.MinScore || t.score < tops[0].score-b.cfg.Margin {
 			break
@@ -339,7 +351,7 @@ func (b *Backend) classifySection(idx *sectionIndex, e core.Email, ev emailVecto
 			Backend: Name, Model: b.cfg.Embedder.ModelID(), PromptVersion: PromptVersion,
 		})
 	}
-	return out
+	return out, best
 }
 
 // calibrate maps a cosine score above the threshold to a strength in [0.3, 0.9].
@@ -394,6 +406,9 @@ const (
 	ownW  = 0.7
 	voteW = 6.0
 	voteT = 0.75
+	// agreeW pulls purchase intent towards the email's interest: an order
+	// from a travel site is travel intent (name similarity of the two Tier-1s).
+	agreeW = 0.3
 )
 
 // vote is the SIF-weighted share of the email's words that lie close to v.
