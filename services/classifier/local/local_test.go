@@ -90,3 +90,33 @@ func TestNewRejectsMissingDependencies(t *testing.T) {
 		t.Error("New without embedder/taxonomies succeeded")
 	}
 }
+
+func TestRulesOnlyAssignsWhatTheRulesDecide(t *testing.T) {
+	tax := testenv.Taxonomies(t)
+	r := local.NewRulesOnly(tax)
+	cls, err := r.Classify(context.Background(), []core.Email{
+		{ID: "a", Subject: "Your booking confirmation", Text: "Your flight departs at 08:25. Boarding pass attached."},
+		{ID: "b", Subject: "Hello", Text: "See you on Sunday for lunch."},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, c := range cls {
+		tx := tax.Audience
+		if c.Taxonomy == "content" {
+			tx = tax.Content
+		}
+		got[c.EmailID+":"+string(c.Section)+":"+tx.Get(c.CategoryID).Name] = true
+	}
+	for _, want := range []string{"a:content:Travel", "a:interests:Travel", "a:purchase_intent:Travel and Tourism"} {
+		if !got[want] {
+			t.Errorf("missing %s in %v", want, got)
+		}
+	}
+	for k := range got {
+		if strings.HasPrefix(k, "b:") {
+			t.Errorf("rules assigned %s to an email without a rule match", k)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package local
 
 import (
+	"context"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/ownyou/home/pkg/taxonomy"
@@ -64,4 +66,62 @@ func (s signals) boost(tax *taxonomy.Taxonomy, top *taxonomy.Category) float64 {
 		return ruleBoost
 	}
 	return 0
+}
+
+// RulesOnly is the degraded backend used when no embedder is available (word
+// vectors not installed): it assigns only what the keyword rules decide on
+// their own, as explicit evidence. Safe for concurrent use.
+type RulesOnly struct {
+	tops map[taxonomy.Section]map[string]*taxonomy.Category // lower-cased Tier-1 name → category
+	kind map[taxonomy.Section]taxonomy.Kind
+}
+
+// NewRulesOnly indexes the Tier-1 categories the rules can name.
+func NewRulesOnly(tax *taxonomy.Set) *RulesOnly {
+	r := &RulesOnly{tops: map[taxonomy.Section]map[string]*taxonomy.Category{}, kind: map[taxonomy.Section]taxonomy.Kind{}}
+	for _, s := range classifiedSections {
+		t := tax.Audience
+		if s == taxonomy.SectionContent {
+			t = tax.Content
+		}
+		r.kind[s] = t.Kind
+		r.tops[s] = map[string]*taxonomy.Category{}
+		for _, c := range t.InSection(s) {
+			if top := t.Top(c.ID); top != nil && top.ID == c.ID {
+				r.tops[s][strings.ToLower(c.Name)] = c
+			}
+		}
+	}
+	return r
+}
+
+// Name is "local".
+func (r *RulesOnly) Name() string { return Name }
+
+// Classify applies the keyword rules.
+func (r *RulesOnly) Classify(_ context.Context, emails []core.Email) ([]core.Classification, error) {
+	var out []core.Classification
+	for _, e := range emails {
+		sig := detectSignals(e)
+		for _, s := range classifiedSections {
+			if s == taxonomy.SectionPurchaseIntent && !sig.transactional {
+				continue
+			}
+			for name := range sig.topics {
+				if c := r.tops[s][name]; c != nil {
+					out = append(out, core.Classification{
+						EmailID: e.ID, Taxonomy: r.kind[s], CategoryID: c.ID, Section: s, Confidence: 0.6,
+						EvidenceType: core.EvidenceExplicit, Evidence: excerpt(e), Backend: Name, Model: "rules", PromptVersion: PromptVersion,
+					})
+				}
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].EmailID != out[j].EmailID {
+			return out[i].EmailID < out[j].EmailID
+		}
+		return out[i].CategoryID < out[j].CategoryID
+	})
+	return out, nil
 }
