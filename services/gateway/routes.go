@@ -17,6 +17,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/emails", s.listEmails)
 	mux.HandleFunc("GET /api/v1/emails/{id}", s.getEmail)
 	mux.HandleFunc("GET /api/v1/pipeline", s.pipeline)
+	mux.HandleFunc("GET /api/v1/profile", s.getProfile)
+	mux.HandleFunc("POST /api/v1/profile/{taxonomy}/{id}/dispute", s.disputeCategory)
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
