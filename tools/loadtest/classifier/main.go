@@ -44,17 +44,19 @@ type opts struct {
 	batch          int
 	concurrency    int
 	llmConcurrency int
+	batchWait      time.Duration
 }
 
 func main() {
 	worker := flag.Bool("worker", false, "run one classifier process (used by the driver)")
 	procs := flag.String("procs", "1,2,4", "process counts to run")
-	emails := flag.Int("emails", 400, "emails per throughput run")
+	emails := flag.Int("emails", 800, "emails per throughput run")
 	quick := flag.Int("quick", 100, "emails for the latency run with the largest process count (0 = skip)")
 	latency := flag.Duration("latency", 2*time.Second, "fake LLM latency per call")
 	batch := flag.Int("batch", 25, "emails per batch (OWNYOU_CLASSIFIER_BATCH_SIZE)")
 	conc := flag.Int("concurrency", 50, "messages in flight per process")
 	llmConc := flag.Int("llm-concurrency", 4, "LLM calls in flight per process")
+	batchWait := flag.Duration("batch-wait", 1500*time.Millisecond, "longest wait for a batch to fill (OWNYOU_CLASSIFIER_BATCH_WAIT)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -66,7 +68,7 @@ func main() {
 		}
 		return
 	}
-	o := opts{emails: *emails, quick: *quick, latency: *latency, batch: *batch, concurrency: *conc, llmConcurrency: *llmConc}
+	o := opts{emails: *emails, quick: *quick, latency: *latency, batch: *batch, concurrency: *conc, llmConcurrency: *llmConc, batchWait: *batchWait}
 	for _, p := range strings.Split(*procs, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(p))
 		if err != nil || n < 1 {
@@ -119,7 +121,7 @@ func envConfig(cfg *classifier.Config, common *app.Common) error {
 	cfg.TaxonomyDir = os.Getenv("OWNYOU_TAXONOMY_DIR")
 	cfg.Concurrency = atoi("OWNYOU_CLASSIFIER_CONCURRENCY")
 	cfg.BatchSize = atoi("OWNYOU_CLASSIFIER_BATCH_SIZE")
-	cfg.BatchWait = 300 * time.Millisecond
+	cfg.BatchWait, _ = time.ParseDuration(os.Getenv("OWNYOU_CLASSIFIER_BATCH_WAIT"))
 	cfg.LLMBaseURL = os.Getenv("OWNYOU_LLM_BASE_URL")
 	cfg.LLMModel = "fakeoai"
 	cfg.LLMConcurrency = atoi("OWNYOU_LLM_CONCURRENCY")
@@ -198,7 +200,7 @@ func drive(ctx context.Context, log *slog.Logger, o opts) error {
 		"DATABASE_URL="+url, "OWNYOU_NATS_URL="+ns.URL(), "OWNYOU_LLM_BASE_URL=http://"+ln.Addr().String()+"/v1",
 		"OWNYOU_DATA_DIR="+filepath.Join(dir, "data"),
 		"OWNYOU_CLASSIFIER_CONCURRENCY="+strconv.Itoa(o.concurrency), "OWNYOU_CLASSIFIER_BATCH_SIZE="+strconv.Itoa(o.batch),
-		"OWNYOU_LLM_CONCURRENCY="+strconv.Itoa(o.llmConcurrency))
+		"OWNYOU_LLM_CONCURRENCY="+strconv.Itoa(o.llmConcurrency), "OWNYOU_CLASSIFIER_BATCH_WAIT="+o.batchWait.String())
 	run := func(n, emails int) (time.Duration, int, error) {
 		fake := &fakeoai.Server{Latency: o.latency}
 		sw.h.Store(fake)
