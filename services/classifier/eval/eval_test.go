@@ -1,0 +1,67 @@
+package eval_test
+
+import (
+	"testing"
+
+	"github.com/ownyou/home/pkg/taxonomy"
+	"github.com/ownyou/home/services/classifier/core"
+	"github.com/ownyou/home/services/classifier/eval"
+	"github.com/ownyou/home/services/classifier/internal/testenv"
+)
+
+func TestLabeledSetHasAtLeast80EmailsWithValidTier1Labels(t *testing.T) {
+	set, err := eval.Set()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set) < 80 {
+		t.Fatalf("labeled set has %d emails, want ≥ 80", len(set))
+	}
+	if err := eval.Validate(testenv.Taxonomies(t), set); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for _, l := range set {
+		if ids[l.ID] || l.Subject == "" || l.Body == "" || len(l.Content) == 0 || len(l.Interests) == 0 {
+			t.Errorf("bad labeled email %+v", l)
+		}
+		ids[l.ID] = true
+	}
+}
+
+func TestScoreCountsTopOnePredictionsAndAbsentIntent(t *testing.T) {
+	tax := testenv.Taxonomies(t)
+	set := []eval.Labeled{
+		{ID: "1", Content: []string{"Travel"}, Interests: []string{"Travel"}},
+		{ID: "2", Content: []string{"Pets"}, Interests: []string{"Pets"}, PurchaseIntent: []string{"Pet Services"}},
+	}
+	travel := findTop(t, tax.Content, "Travel")
+	pets := findTop(t, tax.Content, "Pets")
+	cls := []core.Classification{
+		{EmailID: "1", Section: taxonomy.SectionContent, CategoryID: travel, Confidence: 0.9},
+		{EmailID: "1", Section: taxonomy.SectionContent, CategoryID: pets, Confidence: 0.2},
+		{EmailID: "2", Section: taxonomy.SectionContent, CategoryID: travel, Confidence: 0.8},
+	}
+	r := eval.Score("x", tax, set, cls)
+	c := r.Kinds[eval.KindContent]
+	if c.TP != 1 || c.FP != 2 || c.FN != 1 || c.Correct != 1 || c.N != 2 {
+		t.Errorf("content metrics = %+v", *c)
+	}
+	pi := r.Kinds[eval.KindPurchaseIntent]
+	if pi.Correct != 1 || pi.N != 2 || pi.FN != 1 {
+		t.Errorf("purchase intent metrics = %+v (no intent predicted where none is labeled counts as right)", *pi)
+	}
+	if r.Tier1Accuracy() != 0.25 {
+		t.Errorf("Tier1Accuracy = %v, want 0.25", r.Tier1Accuracy())
+	}
+}
+
+func findTop(t *testing.T, tx *taxonomy.Taxonomy, name string) string {
+	for _, c := range tx.Roots() {
+		if c.Name == name {
+			return c.ID
+		}
+	}
+	t.Fatalf("no root %q", name)
+	return ""
+}
