@@ -580,7 +580,7 @@ func events(m Message, text string, fs map[string]string) []Booking {
 			b.To = cs[0]
 		}
 	}
-	b.Code = firstCode(text, CodeTicket)
+	b.Code = firstNonEmptyCode(text, CodeTicket, CodeOrder, CodeConfirmation)
 	b.Excerpt = Excerpt(b.Name+", "+d.Text, 200)
 	return []Booking{b}
 }
@@ -658,4 +658,13 @@ func LineItems(body string) []LineItem {
 		out = append(out, LineItem{Name: name, Qty: qty, Price: ms[len(ms)-1]})
 	}
 	return out
+}
+
+func firstNonEmptyCode(text string, kinds ...CodeKind) string {
+	for _, k := range kinds {
+		if c := firstCode(text, k); c != "" {
+			return c
+		}
+	}
+	return ""
 }
