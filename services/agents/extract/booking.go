@@ -33,7 +33,8 @@ const (
 )
 
 // Booking is one booking or order stated in a mail. Times are in the mail
-// date's location; zero fields were not stated.
+// date's location; zero fields were not stated. The byte offsets inside
+// From and To are relative to the part of the mail they were read from.
 type Booking struct {
 	Kind      Kind
 	Provider  string    // airline, rail company, hotel brand, rental company, merchant
@@ -263,13 +264,13 @@ func flights(m Message, text string, fs map[string]string) []Booking {
 	var out []Booking
 	var lastDate *DateMatch
 	for i, fn := range fns {
-		start := lineStart(text, fn.Start)
+		start := headingStart(text, fn.Start, m.Date)
 		if i > 0 && fns[i-1].End > start {
 			start = fns[i-1].End
 		}
 		end := len(text)
 		if i+1 < len(fns) {
-			end = lineStart(text, fns[i+1].Start)
+			end = headingStart(text, fns[i+1].Start, m.Date)
 			if end <= fn.End {
 				end = fns[i+1].Start
 			}
@@ -345,6 +346,27 @@ func flights(m Message, text string, fs map[string]string) []Booking {
 		out = append(out, b)
 	}
 	return out
+}
+
+// headingStart returns the start of the line holding offset i, or of the
+// line before it when that line is only a date (a heading such as
+// "Sat 12 Dec 2026" above a flight).
+func headingStart(text string, i int, ref time.Time) int {
+	ls := lineStart(text, i)
+	if ls == 0 {
+		return ls
+	}
+	prev := lineStart(text, ls-1)
+	line := text[prev : ls-1]
+	ds := Dates(line, ref)
+	if len(ds) != 1 {
+		return ls
+	}
+	rest := strings.TrimSpace(line[:ds[0].Start] + line[ds[0].End:])
+	if len(rest) <= 3 {
+		return prev
+	}
+	return ls
 }
 
 func lastOf(ds []DateMatch) (DateMatch, bool) {
@@ -434,15 +456,37 @@ func nameAfter(s string) string {
 	return ""
 }
 
+var (
+	checkInRe   = regexp.MustCompile(`(?im)\bcheck-?\s?in\b[ \t:]*([^\n]*)`)
+	checkOutRe  = regexp.MustCompile(`(?im)\bcheck-?\s?out\b[ \t:]*([^\n]*)`)
+	hotelLineRe = regexp.MustCompile(`(?m)^[ \t]*((?:Hotel|Hôtel|Hostel)\s+[A-Z][^\n,]{2,50}|[A-Z][^\n,]{2,50}\s+(?:Hotel|Inn|Suites))[ \t]*$`)
+)
+
+// labelLine returns what follows the first label re matches with a date in it.
+func labelLine(text string, re *regexp.Regexp) string {
+	for _, mm := range re.FindAllStringSubmatch(text, -1) {
+		if strings.TrimSpace(mm[1]) != "" && len(Dates(mm[1], time.Time{})) > 0 {
+			return mm[1]
+		}
+	}
+	return ""
+}
+
 func hotels(m Message, text string, fs map[string]string) []Booking {
 	b := Booking{}
 	in := field(fs, "check in", "checkin", "arrival", "arrive", "check in date")
+	if in == "" {
+		in = labelLine(text, checkInRe)
+	}
 	d, ok := firstDate(in, m.Date)
 	if !ok {
 		return nil
 	}
 	b.Start, b.HasTime = d.Time, d.HasTime
 	out := field(fs, "check out", "checkout", "departure", "depart", "check out date")
+	if out == "" {
+		out = labelLine(text, checkOutRe)
+	}
 	if od, ok := firstDate(out, m.Date); ok {
 		b.End = od.Time
 	} else if mm := nightsRe.FindStringSubmatch(text); mm != nil {
@@ -452,6 +496,11 @@ func hotels(m Message, text string, fs map[string]string) []Booking {
 	b.Name = field(fs, "hotel", "property", "accommodation", "hotel name")
 	if b.Name == "" {
 		b.Name = nameAfter(text)
+	}
+	if b.Name == "" {
+		if mm := hotelLineRe.FindStringSubmatch(m.Body); mm != nil {
+			b.Name = strings.TrimSpace(mm[1])
+		}
 	}
 	b.Location = field(fs, "address", "location", "city")
 	if b.Location == "" {

@@ -165,6 +165,32 @@ func TestBookingsExtractsEachKind(t *testing.T) {
 			want(t, bs[0].Items[1].Qty, 2, "item 1 qty")
 			want(t, bs[0].Total.String(), "384.45 USD", "total")
 		}},
+		{"legs under date headings with times beside codes", Message{From: `"British Airways" <ba@ba.example>`, Subject: "Your booking confirmation - British Airways",
+			Body: "Booking reference: QX4P7L\n\nSat 12 Dec 2026\nBA 117  LHR 10:30 → JFK 13:25\n\nSun 20 Dec 2026\nBA 112  JFK 18:45 → LHR 06:50\n", Date: sent}, func(t *testing.T, bs []Booking) {
+			want(t, len(bs), 2, "legs")
+			want(t, bs[0].Start, at(2026, 12, 12, 10, 30), "outbound departs")
+			want(t, bs[0].End, at(2026, 12, 12, 13, 25), "outbound arrives")
+			want(t, bs[1].Start, at(2026, 12, 20, 18, 45), "return departs")
+			want(t, bs[1].End, at(2026, 12, 21, 6, 50), "overnight arrival is next day")
+			want(t, bs[1].From.IATA, "JFK", "return from")
+			want(t, bs[1].Code, "QX4P7L", "code")
+		}},
+		{"us itinerary with departs and arrives lines", Message{Subject: "Your United itinerary", Body: "Confirmation Number: H2KX9P\nFlight 1 of 2 UA 901\nDeparts: San Francisco (SFO) Mon, Jan 18, 2027 5:40 PM\nArrives: Frankfurt (FRA) Tue, Jan 19, 2027 1:35 PM\n", Date: sent}, func(t *testing.T, bs []Booking) {
+			want(t, len(bs), 1, "legs")
+			want(t, bs[0].From.City, "San Francisco", "from")
+			want(t, bs[0].To.City, "Frankfurt", "to")
+			want(t, bs[0].Start, at(2027, 1, 18, 17, 40), "departs")
+			want(t, bs[0].End, at(2027, 1, 19, 13, 35), "arrives")
+			want(t, bs[0].Provider, "United", "carrier")
+		}},
+		{"hotel without colon labels", Message{Subject: "Booking.com: your booking is confirmed", Body: "Booking number: 4021.883.219\nHotel Lisboa Plaza\nCheck-in Thursday, December 3, 2026 (from 2:00 PM)\nCheck-out Saturday, December 5, 2026 (until 12:00 PM)\nLisbon, Portugal\nTotal price € 412", Date: sent}, func(t *testing.T, bs []Booking) {
+			want(t, len(bs), 1, "bookings")
+			want(t, bs[0].Name, "Hotel Lisboa Plaza", "name")
+			want(t, bs[0].Code, "4021.883.219", "code")
+			want(t, bs[0].Start, day(2026, 12, 3), "check-in")
+			want(t, bs[0].End, day(2026, 12, 5), "check-out")
+			want(t, bs[0].Location, "Lisbon", "city")
+		}},
 		{"newsletter is no booking", Message{From: "Tech Weekly <news@techweekly.example>", Subject: "This week in tech", Body: newsletterMail, Date: sent}, func(t *testing.T, bs []Booking) {
 			want(t, len(bs), 0, "bookings")
 		}},

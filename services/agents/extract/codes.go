@@ -31,7 +31,8 @@ var airlines = map[string]string{
 var (
 	flightRe = regexp.MustCompile(`\b([A-Z]{2}|[A-Z][0-9]|[0-9][A-Z])\s?(\d{2,4})\b`)
 	// a confirmation code after its label: "Booking reference: X7KQ2P"
-	codeLabelRe = regexp.MustCompile(`(?i:\b(confirmation(?:\s+(?:number|code|no\.?|#))?|booking\s+(?:reference|ref\.?|number|code|id|no\.?)|reservation\s+(?:number|code|id|no\.?|#)|reservation|record\s+locator|pnr|reference(?:\s+(?:number|no\.?))?|ticket\s+(?:number|no\.?)|order(?:\s+(?:number|no\.?|id|#))?))\s*(?:is\s+|:\s*|#\s*|-\s*|=\s*)*#?\s*([A-Z0-9][A-Z0-9-]{3,24})\b`)
+	codeLabelRe = regexp.MustCompile(`(?i:\b(confirmation(?:\s+(?:number|code|no\.?|#))?|booking\s+(?:reference|ref\.?|number|code|id|no\.?)|reservation\s+(?:number|code|id|no\.?|#)|reservation|record\s+locator|pnr|reference(?:\s+(?:number|no\.?))?|ticket\s+(?:number|no\.?)|order(?:\s+(?:number|no\.?|id|#))?))\s*(?:is\s+|:\s*|#\s*|-\s*|=\s*)*#?\s*([A-Z0-9][A-Z0-9.-]{3,24})\b`)
+	moneyLikeRe = regexp.MustCompile(`^\d+[.,]\d{1,2}$`)
 	phoneTailRe = regexp.MustCompile(`^[ ]\d{3,4}\b`)
 	phoneLikeRe = regexp.MustCompile(`^\d{1,4}(?:-\d{2,4}){2,}$|^0\d{9,10}$`)
 )
@@ -82,7 +83,7 @@ func Codes(text string) []Code {
 	seen := map[string]bool{}
 	for _, m := range codeLabelRe.FindAllStringSubmatchIndex(text, -1) {
 		label := strings.ToLower(text[m[2]:m[3]])
-		val := strings.TrimRight(text[m[4]:m[5]], "-")
+		val := strings.TrimRight(text[m[4]:m[5]], "-.")
 		if !plausibleCode(text, m[4], val) {
 			continue
 		}
@@ -130,6 +131,9 @@ func plausibleCode(text string, at int, v string) bool {
 	}
 	rest := text[at+len(v) : min(len(text), at+len(v)+6)]
 	if letters == 0 && phoneTailRe.MatchString(rest) { // "020 7946 0958"
+		return false
+	}
+	if moneyLikeRe.MatchString(v) {
 		return false
 	}
 	if isoDateRe.MatchString(v) || numDateRe.MatchString(v) {

@@ -54,8 +54,8 @@ var (
 	codeRe    = regexp.MustCompile(`\b[A-Z]{3}\b`)
 	// context that makes a three-letter code an airport: "(LHR)", "LHR → JFK",
 	// "from LHR", "Depart: LHR".
-	codeBefore  = regexp.MustCompile(`(?i)(?:\(|\b(?:from|to|depart(?:s|ure|ing)?|arriv(?:e|es|al|ing)|via|airport|origin|destination)\b[:\s]*)\s*$`)
-	codeAfter   = regexp.MustCompile(`^\s*(?:\)|→|->|–|—|-|>|/|\bto\b)`)
+	codeBefore  = regexp.MustCompile(`(?i)(?:\(|→|->|\b(?:from|to|depart(?:s|ure|ing)?|arriv(?:e|es|al|ing)|via|airport|origin|destination)\b[:\s]*)\s*$`)
+	codeAfter   = regexp.MustCompile(`^\s*(?:\d{1,2}:\d{2}\s*)?(?:\)|→|->|–|—|-|>|/|\bto\b)`)
 	codeBetween = regexp.MustCompile(`(?:→|->|–|—|-|>|/|\bto\b)\s*$`)
 )
 
@@ -78,7 +78,7 @@ func Airports(text string) []Place {
 			continue
 		}
 		before := text[max(0, m[0]-24):m[0]]
-		after := text[m[1]:min(len(text), m[1]+6)]
+		after := text[m[1]:min(len(text), m[1]+16)]
 		ctx := codeBefore.MatchString(before) || codeAfter.MatchString(after)
 		if !ctx && i > 0 {
 			p := ms[i-1]
