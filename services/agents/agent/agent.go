@@ -371,7 +371,7 @@ func requestText(in Input) string {
 func All(p Providers) []Agent {
 	return []Agent{
 		Shopping{Prices: p.Prices},
-		Travel{},
+		Travel{Flights: p.Flights},
 		Restaurant{},
 		Events{},
 		Content{},
@@ -382,7 +382,16 @@ func All(p Providers) []Agent {
 // Providers are optional external data sources. There is no default: a nil
 // provider means the agent uses only what is in the user's mail.
 type Providers struct {
-	Prices PriceProvider
+	Prices  PriceProvider
+	Flights FlightStatusProvider
+}
+
+// FlightStatusProvider reports a flight's live status from a real flight
+// data service.
+type FlightStatusProvider interface {
+	// FlightStatus returns a short status ("on time", "delayed 40 min",
+	// "gate B12") for the flight departing on day, ok=false if unknown.
+	FlightStatus(ctx context.Context, number string, day time.Time) (status string, ok bool, err error)
 }
 
 // PriceProvider looks up a product's current price at a real shop.

@@ -14,7 +14,9 @@ import (
 // Travel turns flight, train, hotel and car bookings found in mail into one
 // card per trip with dates, places, confirmation numbers and what is
 // missing (a night without a hotel, no way back).
-type Travel struct{}
+type Travel struct {
+	Flights FlightStatusProvider // optional; without it no status is shown
+}
 
 // Name implements Agent.
 func (Travel) Name() string { return "travel" }
@@ -118,6 +120,9 @@ func (t Travel) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, er
 		c, ok := t.tripCard(trip, in.Now)
 		if !ok {
 			continue
+		}
+		if err := t.addStatus(ctx, env, &c, trip, in.Now); err != nil {
+			return nil, err
 		}
 		if in.Request != nil && len(in.Request.Entities.Places) > 0 && !mentionsAny(c, in.Request.Entities.Places) {
 			continue
@@ -348,4 +353,28 @@ func sortTime(b extract.Booking) time.Time {
 		return b.Start
 	}
 	return dayOf(b.Start).Add(15 * time.Hour)
+}
+
+// addStatus asks the flight provider, if any, about legs leaving within 48
+// hours; each question is one tool call and stops quietly at the budget.
+func (t Travel) addStatus(ctx context.Context, env *Env, c *mission.Card, trip []sourced, now time.Time) error {
+	if t.Flights == nil {
+		return nil
+	}
+	for _, s := range trip {
+		if s.b.Kind != extract.KindFlight || s.b.Start.Before(now) || s.b.Start.Sub(now) > 48*time.Hour {
+			continue
+		}
+		if env.tool() != nil {
+			return nil
+		}
+		st, ok, err := t.Flights.FlightStatus(ctx, s.b.Number, dayOf(s.b.Start))
+		if err != nil {
+			return fmt.Errorf("flight status %s: %w", s.b.Number, err)
+		}
+		if ok {
+			c.Details = append(c.Details, mission.Detail{Label: s.b.Number + " status", Value: st})
+		}
+	}
+	return nil
 }
