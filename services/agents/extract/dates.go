@@ -22,13 +22,15 @@ const monthRe = `(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|jul
 const weekdayRe = `(mon(?:day)?|tue(?:s(?:day)?)?|wed(?:nesday)?|thu(?:r(?:s(?:day)?)?)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?)\.?`
 
 var (
-	isoDateRe = regexp.MustCompile(`\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}))?\b`)
-	numDateRe = regexp.MustCompile(`\b(\d{1,2})([/.])(\d{1,2})[/.](\d{4}|\d{2})\b`)
-	dmyRe     = regexp.MustCompile(`(?i)\b(?:` + weekdayRe + `,?\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?` + monthRe + `(?:,?\s+(\d{4}))?\b`)
-	mdyRe     = regexp.MustCompile(`(?i)\b(?:` + weekdayRe + `,?\s+)?` + monthRe + `\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4})\b)?`)
-	relDayRe  = regexp.MustCompile(`(?i)\b(today|tonight|tomorrow|yesterday)\b`)
-	relWdRe   = regexp.MustCompile(`(?i)\b(next|this|on|coming)\s+` + weekdayRe + `\b`)
-	relInRe   = regexp.MustCompile(`(?i)\bin\s+(\d{1,3}|one|two|three|four|five|six|seven)\s+(days?|weeks?)\b`)
+	isoDateRe  = regexp.MustCompile(`\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2}))?\b`)
+	numDateRe  = regexp.MustCompile(`\b(\d{1,2})([/.])(\d{1,2})[/.](\d{4}|\d{2})\b`)
+	dmyRe      = regexp.MustCompile(`(?i)\b(?:` + weekdayRe + `,?\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?` + monthRe + `(?:,?\s+(\d{4}))?\b`)
+	mdyRe      = regexp.MustCompile(`(?i)\b(?:` + weekdayRe + `,?\s+)?` + monthRe + `\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4})\b)?`)
+	dmyRangeRe = regexp.MustCompile(`(?i)\b(\d{1,2})(?:st|nd|rd|th)?\s?(?:-|–|—|to|until)\s?(\d{1,2})(?:st|nd|rd|th)?\s+` + monthRe + `(?:,?\s+(\d{4}))?\b`)
+	mdyRangeRe = regexp.MustCompile(`(?i)\b` + monthRe + `\s+(\d{1,2})(?:st|nd|rd|th)?\s?(?:-|–|—|to|until)\s?(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4})\b)?`)
+	relDayRe   = regexp.MustCompile(`(?i)\b(today|tonight|tomorrow|yesterday)\b`)
+	relWdRe    = regexp.MustCompile(`(?i)\b(next|this|on|coming)\s+` + weekdayRe + `\b`)
+	relInRe    = regexp.MustCompile(`(?i)\bin\s+(\d{1,3}|one|two|three|four|five|six|seven)\s+(days?|weeks?)\b`)
 	// times: 14:30, 2:30 pm, 2pm, 19h30, noon
 	timeRe = regexp.MustCompile(`(?i)\b(\d{1,2})(?::|h)(\d{2})(?:\s*([ap])\.?\s?m\b\.?)?|\b(\d{1,2})\s*([ap])\.?\s?m\b\.?|\b(noon|midday|midnight)\b`)
 	// what may sit between a date and its time
@@ -210,6 +212,39 @@ func Dates(text string, ref time.Time) []DateMatch {
 	}
 	named(dmyRe, 2, 3)
 	named(mdyRe, 3, 2)
+	// "11–13 Dec 2026", "Dec 11-13, 2026": two dates sharing month and year
+	ranged := func(re *regexp.Regexp, d1, d2, mo, yr int) {
+		for _, m := range re.FindAllStringSubmatchIndex(text, -1) {
+			mon, ok := parseMonth(sub(m, mo))
+			if !ok {
+				continue
+			}
+			a, _ := strconv.Atoi(sub(m, d1))
+			b, _ := strconv.Atoi(sub(m, d2))
+			var t1, t2 time.Time
+			var ok1, ok2 bool
+			hasYear := sub(m, yr) != ""
+			if hasYear {
+				y, _ := strconv.Atoi(sub(m, yr))
+				t1, ok1 = mkDate(y, mon, a, loc)
+				t2, ok2 = mkDate(y, mon, b, loc)
+			} else {
+				t1, ok1 = inferYear(mon, a, ref, "")
+				if ok1 {
+					t2, ok2 = mkDate(t1.Year(), mon, b, loc)
+				}
+			}
+			if !ok1 || !ok2 || !t2.After(t1) {
+				continue
+			}
+			// the first date spans only its day digits so the second stays a separate match
+			mid := m[2*d1+1]
+			add(m[0], mid, t1, hasYear, false)
+			add(m[2*d2], m[1], t2, hasYear, false)
+		}
+	}
+	ranged(dmyRangeRe, 1, 2, 3, 4)
+	ranged(mdyRangeRe, 2, 3, 1, 4)
 	day0 := time.Date(ref.Year(), ref.Month(), ref.Day(), 0, 0, 0, 0, loc)
 	for _, m := range relDayRe.FindAllStringSubmatchIndex(text, -1) {
 		off := map[string]int{"today": 0, "tonight": 0, "tomorrow": 1, "yesterday": -1}[strings.ToLower(sub(m, 1))]
@@ -252,7 +287,7 @@ func dedupeSpans(c []DateMatch) []DateMatch {
 	var out []DateMatch
 	for _, d := range c {
 		if n := len(out); n > 0 && d.Start < out[n-1].End {
-			if d.End-d.Start > out[n-1].End-out[n-1].Start {
+			if l, pl := d.End-d.Start, out[n-1].End-out[n-1].Start; l > pl || l == pl && d.HasYear && !out[n-1].HasYear {
 				out[n-1] = d
 			}
 			continue
