@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/extract"
-	"github.com/ownyou/home/services/agents/mission"
 )
 
 // Email is one mail as agents see it.

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ownyou/home/services/agents/mission"
+	"github.com/ownyou/home/pkg/mission"
 )
 
 // now is the clock of every fixture run: Wednesday 18 November 2026.

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/extract"
-	"github.com/ownyou/home/services/agents/mission"
 )
 
 // Content builds a weekly reading digest from the newsletters the user

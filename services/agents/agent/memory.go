@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/ownyou/home/services/agents/mission"
+	"github.com/ownyou/home/pkg/mission"
 )
 
 // Memory is an in-memory Data for tests, fixtures and demos. Text search

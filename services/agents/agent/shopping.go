@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/extract"
-	"github.com/ownyou/home/services/agents/mission"
 )
 
 // Shopping reads order confirmations, receipts and price mentions: recent

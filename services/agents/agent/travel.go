@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/extract"
-	"github.com/ownyou/home/services/agents/mission"
 )
 
 // Travel turns flight, train, hotel and car bookings found in mail into one

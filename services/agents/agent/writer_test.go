@@ -10,7 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/ownyou/home/services/agents/mission"
+	"github.com/ownyou/home/pkg/mission"
 )
 
 // fakeChat is an OpenAI-compatible chat completions server that answers

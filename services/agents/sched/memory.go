@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ownyou/home/services/agents/mission"
+	"github.com/ownyou/home/pkg/mission"
 )
 
 // MemoryRuns is an in-memory RunStore for tests and demos.

@@ -16,8 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/agent"
-	"github.com/ownyou/home/services/agents/mission"
 	"github.com/ownyou/home/services/agents/trigger"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/agent"
-	"github.com/ownyou/home/services/agents/mission"
 	"github.com/ownyou/home/services/agents/trigger"
 )
 

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/agent"
-	"github.com/ownyou/home/services/agents/mission"
 )
 
 // Kind is a kind of trigger.

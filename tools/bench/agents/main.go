@@ -10,9 +10,9 @@ import (
 	"os"
 	"time"
 
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/agent"
 	"github.com/ownyou/home/services/agents/extract"
-	"github.com/ownyou/home/services/agents/mission"
 )
 
 var now = time.Date(2026, 11, 18, 9, 0, 0, 0, time.UTC)
