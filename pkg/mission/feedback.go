@@ -155,7 +155,8 @@ type Ranked struct {
 
 // Rank orders the visible cards for the feed by urgency, how soon their
 // event is, recency, learnt preference, the card's own rating and the
-// profile's confidence in the card's category (confidence may be nil).
+// profile's confidence in the card's category: from confidence when given,
+// else the Confidence recorded on the card.
 func Rank(cards []Card, prefs Prefs, confidence func(category string) float64, now time.Time) []Ranked {
 	var out []Ranked
 	for _, c := range cards {
@@ -182,6 +183,8 @@ func Rank(cards []Card, prefs Prefs, confidence func(category string) float64, n
 		}
 		if confidence != nil && c.Category != "" {
 			s += 0.15 * confidence(c.Category)
+		} else {
+			s += 0.15 * c.Confidence
 		}
 		out = append(out, Ranked{Card: c, Score: s})
 	}

@@ -66,7 +66,8 @@ type Card struct {
 	Title        string     `json:"title"`
 	Summary      string     `json:"summary"`
 	Details      []Detail   `json:"details,omitempty"`
-	Category     string     `json:"category,omitempty"` // profile category the card serves, for ranking
+	Category     string     `json:"category,omitempty"`   // profile category the card serves, for ranking
+	Confidence   float64    `json:"confidence,omitempty"` // the profile's confidence in Category when the card was made
 	Urgency      Urgency    `json:"urgency"`
 	Status       Status     `json:"status"`
 	CreatedAt    time.Time  `json:"created_at"`
