@@ -1,0 +1,43 @@
+# OwnYou Home — see README.md. `make run` runs the system, `make test` runs the tests.
+SHELL := /bin/bash
+GO ?= go
+export OWNYOU_DATA_DIR ?= $(CURDIR)/.data
+export OWNYOU_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
+BIN := $(CURDIR)/bin
+SERVICES := ingest embedder classifier agents gateway
+GOTEST_FLAGS ?= -p 2 -timeout 20m
+
+.PHONY: run build test bench loadtest deps vet fmt clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+deps: ## install what is missing on a Debian machine (Postgres, pgvector, test tools)
+	@bash scripts/deps.sh
+
+build: ## build the native stack and every service binary into bin/
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ownyou ./cmd/ownyou
+	@for s in $(SERVICES); do $(GO) build -o $(BIN)/$$s ./services/$$s/cmd/$$s || exit 1; done
+
+run: deps build ## run the whole system natively (gateway on http://127.0.0.1:8080)
+	$(BIN)/ownyou
+
+test: deps ## run every test (starts its own Postgres and NATS)
+	$(GO) vet ./...
+	$(GO) test $(GOTEST_FLAGS) ./...
+
+bench: deps ## print benchmark figures (BENCH <name> <value> <unit>)
+	@for d in tools/bench/*/; do $(GO) run ./$$d || exit 1; done
+
+loadtest: deps ## run the load tests and print their figures
+	@if ls tools/loadtest/*/ >/dev/null 2>&1; then for d in tools/loadtest/*/; do $(GO) run ./$$d || exit 1; done; else echo "no load tests yet"; fi
+
+vet: ## go vet
+	$(GO) vet ./...
+
+fmt: ## gofmt every file
+	gofmt -w $$(git ls-files '*.go')
+
+clean: ## remove build output (not the data dir)
+	rm -rf $(BIN)

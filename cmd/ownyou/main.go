@@ -1,0 +1,52 @@
+// Command ownyou runs the whole OwnYou Home system natively in one process:
+// a private Postgres under the data dir, an embedded JetStream server and all
+// five services. `make run` starts it; Ctrl-C stops everything cleanly and the
+// next start continues with the same data.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ownyou/home/internal/stack"
+	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/config"
+	"github.com/ownyou/home/pkg/telemetry"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil && !errors.Is(err, config.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "ownyou:", err)
+	}
+	os.Exit(app.ExitCode(err))
+}
+
+func run(ctx context.Context, args []string) error {
+	var cfg stack.Config
+	if err := config.Load(&cfg, "ownyou", args, os.Stdout); err != nil {
+		return err
+	}
+	_, cfg.ExternalNATS = os.LookupEnv("OWNYOU_NATS_URL")
+	log, err := telemetry.NewLogger(os.Stderr, cfg.Gateway.Telemetry)
+	if err != nil {
+		return err
+	}
+	log.Info("starting native stack", config.LogAttrs(cfg)...)
+	infra, err := stack.StartInfra(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer infra.Stop(log)
+	if err := app.Run(ctx, "ownyou", cfg.Gateway.Common, log, stack.Builders(cfg)...); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	log.Info("stopped cleanly")
+	return nil
+}

@@ -1,0 +1,260 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/ownyou/home/internal/stack"
+	"github.com/ownyou/home/internal/testmail"
+	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/config"
+	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/testkit"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+// startStack runs all five services in this process against a fresh database
+// and an embedded JetStream, and returns the gateway's base URL.
+func startStack(t *testing.T) (baseURL string, db *store.DB) {
+	t.Helper()
+	var cfg stack.Config
+	if err := config.Load(&cfg, "test", nil, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	common := cfg.Gateway.Common
+	common.DataDir = t.TempDir()
+	common.AdminAddr = ""
+	common.DB.URL = testkit.DatabaseURL(t)
+	common.Bus = testkit.BusConfig(testkit.NATSURL(t))
+	cfg.SetCommon(common)
+	cfg.Gateway.HTTPAddr = "127.0.0.1:0"
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	addr := make(chan string, 1)
+	builders := stack.Builders(cfg)
+	gw := builders[len(builders)-1]
+	builders[len(builders)-1] = app.Builder{Name: gw.Name, Build: func(ctx context.Context, d app.Deps) (app.Service, error) {
+		s, err := gw.Build(ctx, d)
+		if err == nil {
+			addr <- s.(interface{ Addr() string }).Addr()
+		}
+		return s, err
+	}}
+	go func() { done <- app.Run(ctx, "test", common, testkit.Logger(t), builders...) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("stack stopped with error: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("stack did not stop within 30s")
+		}
+	})
+	select {
+	case a := <-addr:
+		baseURL = "http://" + a
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("stack failed to start: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("stack did not start within 30s")
+	}
+	db = testkit.DB(t)
+	return baseURL, db
+}
+
+func upload(t *testing.T, baseURL, name string, content []byte) map[string]any {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("file", name)
+	fw.Write(content)
+	mw.Close()
+	resp, err := http.Post(baseURL+"/api/v1/imports", mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("upload: status %d: %v", resp.StatusCode, out)
+	}
+	return out
+}
+
+func getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type pipeline struct {
+	Stages []struct {
+		Name      string `json:"name"`
+		Processed int64  `json:"processed"`
+		Total     int64  `json:"total"`
+		Failed    int64  `json:"failed"`
+		Pending   int64  `json:"pending"`
+	} `json:"stages"`
+}
+
+func TestImportedMailboxFlowsThroughEveryStageExactlyOnce(t *testing.T) {
+	baseURL, _ := startStack(t)
+	const n = 60
+	msgs := testmail.Messages(n)
+	var mbox bytes.Buffer
+	if err := testmail.WriteMbox(&mbox, msgs); err != nil {
+		t.Fatal(err)
+	}
+	im := upload(t, baseURL, "inbox.mbox", mbox.Bytes())
+	importURL := fmt.Sprintf("%s/api/v1/imports/%s", baseURL, im["id"])
+
+	var imp store.Import
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		getJSON(t, importURL, &imp)
+		if imp.Status == store.ImportFailed {
+			t.Fatalf("import failed: %+v", imp)
+		}
+		return imp.Status == store.ImportDone
+	}, "import did not finish")
+
+	var p pipeline
+	testkit.Eventually(t, 60*time.Second, func() bool {
+		getJSON(t, baseURL+"/api/v1/pipeline", &p)
+		for _, s := range p.Stages {
+			if s.Processed != n {
+				return false
+			}
+		}
+		return len(p.Stages) == 4
+	}, "pipeline never reached %d everywhere: %+v", n, p)
+	for _, s := range p.Stages {
+		if s.Total != n || s.Failed != 0 || s.Pending != 0 {
+			t.Errorf("stage %s: %+v, want %d processed of %d, none failed or pending", s.Name, s, n, n)
+		}
+	}
+
+	if imp.Messages != n || imp.Imported != n || imp.Errors != 0 || imp.BytesRead != int64(mbox.Len()) {
+		t.Errorf("import %+v, want %d messages imported, %d bytes read", imp, n, mbox.Len())
+	}
+
+	// Every email is listed exactly once, newest first, across pages.
+	seen := map[string]bool{}
+	var last time.Time
+	cursor := ""
+	for page := 0; ; page++ {
+		var pg store.EmailPage
+		getJSON(t, baseURL+"/api/v1/emails?limit=7&cursor="+cursor, &pg)
+		for _, e := range pg.Emails {
+			if seen[e.MessageID] {
+				t.Fatalf("email %s listed twice", e.MessageID)
+			}
+			seen[e.MessageID] = true
+			if !last.IsZero() && e.SentAt.After(last) {
+				t.Fatalf("emails not newest first: %v after %v", e.SentAt, last)
+			}
+			last = *e.SentAt
+		}
+		if pg.NextCursor == "" {
+			break
+		}
+		cursor = pg.NextCursor
+	}
+	for _, m := range msgs {
+		if !seen[m.MessageID[1:len(m.MessageID)-1]] {
+			t.Errorf("email %s missing from the list", m.MessageID)
+		}
+	}
+
+	// Importing the same mailbox again stores nothing new and publishes nothing.
+	im2 := upload(t, baseURL, "again.mbox", mbox.Bytes())
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		getJSON(t, fmt.Sprintf("%s/api/v1/imports/%s", baseURL, im2["id"]), &imp)
+		return imp.Status == store.ImportDone
+	}, "second import status %q", imp.Status)
+	if imp.Duplicates != n || imp.Imported != 0 {
+		t.Errorf("re-import %+v, want %d duplicates and nothing imported", imp, n)
+	}
+	getJSON(t, baseURL+"/api/v1/pipeline", &p)
+	for _, s := range p.Stages {
+		if s.Processed != n {
+			t.Errorf("after re-import stage %s processed %d, want %d", s.Name, s.Processed, n)
+		}
+	}
+}
+
+func TestBadUploadsGetClearErrors(t *testing.T) {
+	baseURL, _ := startStack(t)
+	cases := []struct {
+		name        string
+		contentType string
+		body        string
+		wantStatus  int
+		wantCode    string
+	}{
+		{"not multipart is rejected", "application/json", `{}`, http.StatusBadRequest, "bad_upload"},
+		{"multipart without a file field is rejected", "multipart/form-data; boundary=x", "--x\r\nContent-Disposition: form-data; name=\"other\"\r\n\r\nhi\r\n--x--\r\n", http.StatusBadRequest, "bad_upload"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Post(baseURL+"/api/v1/imports", tc.contentType, bytes.NewBufferString(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var e struct {
+				Error struct{ Code, Message string }
+			}
+			json.NewDecoder(resp.Body).Decode(&e)
+			if resp.StatusCode != tc.wantStatus || e.Error.Code != tc.wantCode || e.Error.Message == "" {
+				t.Fatalf("status %d error %+v, want %d %s with a message", resp.StatusCode, e.Error, tc.wantStatus, tc.wantCode)
+			}
+		})
+	}
+	t.Run("an unknown import is not found", func(t *testing.T) {
+		resp, err := http.Get(baseURL + "/api/v1/imports/imp_nope")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("status %d, want 404", resp.StatusCode)
+		}
+	})
+	t.Run("a broken message is recorded as an import error while the rest import", func(t *testing.T) {
+		var mbox bytes.Buffer
+		testmail.WriteMbox(&mbox, testmail.Messages(3))
+		mbox.WriteString("From nobody Mon Jan  1 00:00:00 2026\n\n\n")
+		im := upload(t, baseURL, "mixed.mbox", mbox.Bytes())
+		var imp store.Import
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			getJSON(t, fmt.Sprintf("%s/api/v1/imports/%s", baseURL, im["id"]), &imp)
+			return imp.Status == store.ImportDone
+		}, "import status %q", imp.Status)
+		if imp.Imported != 3 || imp.Errors != 1 || len(imp.ErrorList) != 1 {
+			t.Fatalf("import %+v, want 3 imported and 1 recorded error", imp)
+		}
+	})
+}

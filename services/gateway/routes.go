@@ -1,0 +1,25 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/ownyou/home/pkg/app"
+)
+
+// routes is the gateway's route table: one line per endpoint. Each area keeps
+// its handlers in its own api_<area>.go file.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	app.HealthHandlers(mux, s.health)
+
+	mux.HandleFunc("POST /api/v1/imports", s.createImport)
+	mux.HandleFunc("GET /api/v1/imports/{id}", s.getImport)
+	mux.HandleFunc("GET /api/v1/emails", s.listEmails)
+	mux.HandleFunc("GET /api/v1/emails/{id}", s.getEmail)
+	mux.HandleFunc("GET /api/v1/pipeline", s.pipeline)
+
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
