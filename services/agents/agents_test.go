@@ -1,0 +1,255 @@
+package agents
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/mission"
+	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/testkit"
+	"github.com/ownyou/home/services/agents/agent"
+	"github.com/ownyou/home/services/agents/trigger"
+)
+
+func TestMain(m *testing.M) { testkit.Main(m) }
+
+type fixture struct {
+	db     *store.DB
+	bus    *bus.Bus
+	svc    *Service
+	cancel context.CancelFunc
+	done   chan error
+
+	mu     sync.Mutex
+	events map[string][]bus.MissionEvent // subject → events
+}
+
+func start(t *testing.T) *fixture {
+	t.Helper()
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	cfg := Config{Concurrency: 2, PerAgent: 1, Schedules: "", Debounce: 50 * time.Millisecond, DebounceMax: time.Second,
+		EventWindow: 48 * time.Hour, EventScan: time.Hour, SharedDir: testkit.SharedDir(t)}
+	svc, err := New(cfg, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	f := &fixture{db: db, bus: b, svc: svc, cancel: cancel, done: make(chan error, 1), events: map[string][]bus.MissionEvent{}}
+	for _, topic := range []bus.Topic[bus.MissionEvent]{bus.MissionsCreated, bus.MissionsUpdated} {
+		c, err := bus.Consume(ctx, b, topic, bus.ConsumeOptions{Durable: "test-" + topic.Subject[len("missions."):]}, func(_ context.Context, ev bus.MissionEvent) error {
+			f.mu.Lock()
+			f.events[topic.Subject] = append(f.events[topic.Subject], ev)
+			f.mu.Unlock()
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Stop)
+	}
+	go func() { f.done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-f.done:
+		case <-time.After(30 * time.Second):
+			t.Error("service did not stop")
+		}
+	})
+	return f
+}
+
+func (f *fixture) count(subject string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.events[subject])
+}
+
+func insertMail(t *testing.T, db *store.DB, id, from, subject, body string, sent time.Time, cats ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO sources (id, kind, account) VALUES ('src-1', 'imap', 'alex@example.com') ON CONFLICT DO NOTHING`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.InsertEmail(ctx, store.Email{ID: id, SourceID: "src-1", MessageID: "<" + id + "@example.com>", ContentHash: id,
+		Subject: subject, FromAddr: from, FromName: "", BodyText: body, SentAt: &sent}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cats {
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO classifications (email_id, taxonomy, category_id, confidence, backend) VALUES ($1, 'content-3.1', $2, 0.9, 'local')`, id, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestClassifiedMailTriggersRunAndCardThroughNATS(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	in := time.Now().AddDate(0, 0, 3)
+	body := "Hi Alex, you're all set! Table for 2 on " + in.Format("Monday, 2 January 2006") + " at 7:30 PM.\nConfirmation #: BV-55120\nAddress: 12 Rua das Flores, Lisbon"
+	insertMail(t, f.db, "m1", "no-reply@opentable.example", "Your reservation at Bistro Verde is confirmed", body, time.Now().Add(-time.Hour), "218")
+	msg := bus.EmailClassified{EmailID: "m1", Categories: []bus.Category{{Taxonomy: "content-3.1", ID: "218", Confidence: 0.9}}}
+	if err := bus.Publish(ctx, f.bus, bus.EmailsClassified, "m1", msg); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, func() bool { return f.count(bus.MissionsCreated.Subject) == 1 }, "no missions.created")
+	cards, err := f.db.Missions(ctx, store.MissionFilter{Agent: "restaurant"})
+	if err != nil || len(cards) != 1 {
+		t.Fatalf("restaurant cards = %v, %v", cards, err)
+	}
+	c := cards[0]
+	if c.Evidence[0].EmailID != "m1" || c.Primary == nil || c.Primary.Kind != mission.ActionAddToCalendar || c.Kind != "reservation" {
+		t.Fatalf("card = %+v", c)
+	}
+	var stage string
+	if err := f.db.Pool.QueryRow(ctx, `SELECT status FROM email_stages WHERE email_id = 'm1' AND stage = 'agents'`).Scan(&stage); err != nil || stage != "done" {
+		t.Fatalf("stage = %q, %v", stage, err)
+	}
+	runs, err := f.db.AgentRuns(ctx, "restaurant", 10)
+	if err != nil || len(runs) != 1 || runs[0].Outcome != "ok" || !strings.HasPrefix(runs[0].Trigger, "data.") || len(runs[0].CardIDs) != 1 || runs[0].ToolCalls != 3 {
+		t.Fatalf("runs = %+v, %v", runs, err)
+	}
+
+	// the same message again (a redelivery) and a re-run make no second card and no second event
+	if err := bus.Publish(ctx, f.bus, bus.EmailsClassified, "m1:again", msg); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.sched.Run(ctx, jobFor(t, "restaurant"))
+	time.Sleep(300 * time.Millisecond)
+	if n := f.count(bus.MissionsCreated.Subject); n != 1 {
+		t.Fatalf("missions.created sent %d times", n)
+	}
+	if n, _ := f.db.Missions(ctx, store.MissionFilter{}); len(n) != 1 {
+		t.Fatalf("%d cards after reprocessing, want 1", len(n))
+	}
+}
+
+func TestUserRequestIsRoutedRunAndRecorded(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	d := time.Now().AddDate(0, 1, 0)
+	insertMail(t, f.db, "t1", "tickets@trainline.example", "Your e-ticket for your journey",
+		"Booking reference: TL88K2Q1\nFrom: London St Pancras\nTo: Paris Gare du Nord\nDeparture: "+d.Format("2 Jan 2006")+" at 08:31\nTrain: ES 9014",
+		time.Now().Add(-time.Hour), "653")
+	for id, text := range map[string]string{"req_1": "what's missing for my trip to Paris?", "req_2": "hello there"} {
+		if err := f.db.CreateAgentRequest(ctx, id, text); err != nil {
+			t.Fatal(err)
+		}
+		if err := bus.Publish(ctx, f.bus, bus.MissionsRequested, id, bus.MissionRequest{RequestID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var req store.AgentRequest
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		req, _ = f.db.AgentRequestByID(ctx, "req_1")
+		return req.Status == "done"
+	}, "request not answered")
+	var ents struct{ Places []string }
+	_ = json.Unmarshal(req.Entities, &ents)
+	if req.Agent != "travel" || len(ents.Places) == 0 || ents.Places[0] != "Paris" || req.RunID == "" {
+		t.Fatalf("request = %+v", req)
+	}
+	run, err := f.db.AgentRunByID(ctx, req.RunID)
+	if err != nil || run.Trigger != "user.request" || len(run.CardIDs) != 1 {
+		t.Fatalf("run = %+v, %v", run, err)
+	}
+	c, err := f.db.Mission(ctx, run.CardIDs[0])
+	if err != nil || c.Kind != "trip" {
+		t.Fatalf("card = %+v, %v", c, err)
+	}
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		r2, _ := f.db.AgentRequestByID(ctx, "req_2")
+		return r2.Status == "no_intent"
+	}, "unroutable request not answered")
+}
+
+func jobFor(t *testing.T, agentName string) trigger.Job {
+	t.Helper()
+	jobs, err := trigger.Plan(trigger.Trigger{Kind: trigger.WeeklyReview, At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		if j.Agent == agentName {
+			return j
+		}
+	}
+	t.Fatalf("no job for %s", agentName)
+	return trigger.Job{}
+}
+
+func TestUpsertMissionMergesAndOwesEventsUntilPublished(t *testing.T) {
+	db := testkit.DB(t)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	c := mission.New("travel", "trip", "trip:paris:2027-01-12", now)
+	c.Title, c.Category = "Trip to Paris", "Travel"
+	c.Evidence = []mission.Evidence{{EmailID: "t1", Excerpt: "Booking reference: TL88K2Q1"}}
+
+	ch, err := db.UpsertMission(ctx, c)
+	if err != nil || !ch.Created || !ch.Unpublished {
+		t.Fatalf("first upsert = %+v, %v", ch, err)
+	}
+	// publish failed: the same card again still owes its created event
+	ch, err = db.UpsertMission(ctx, c)
+	if err != nil || !ch.Created || !ch.Unpublished {
+		t.Fatalf("repeat before publish = %+v, %v", ch, err)
+	}
+	if err := db.MarkMissionPublished(ctx, c.ID, ch.Card.UpdatedAt); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err = db.UpsertMission(ctx, c); err != nil || ch.Unpublished {
+		t.Fatalf("repeat after publish = %+v, %v", ch, err)
+	}
+	if _, err := db.RecordFeedback(ctx, mission.Feedback{CardID: c.ID, Kind: mission.FeedbackRate, Rating: mission.RatingLove, At: now}); err != nil {
+		t.Fatal(err)
+	}
+	later := c
+	later.Summary, later.UpdatedAt = "Hotel added", now.Add(time.Minute)
+	ch, err = db.UpsertMission(ctx, later)
+	if err != nil || ch.Created || !ch.Unpublished || ch.Card.Rating != mission.RatingLove || ch.Card.Summary != "Hotel added" {
+		t.Fatalf("changed card = %+v, %v", ch, err)
+	}
+	stored, err := db.Mission(ctx, c.ID)
+	if err != nil || stored.Rating != mission.RatingLove || stored.Summary != "Hotel added" || !stored.CreatedAt.Equal(now) {
+		t.Fatalf("stored = %+v, %v", stored, err)
+	}
+	fb, err := db.Feedback(ctx, "travel")
+	if err != nil || len(fb) != 1 || fb[0].CardKind != "trip" || fb[0].Rating != mission.RatingLove {
+		t.Fatalf("feedback = %+v, %v", fb, err)
+	}
+}
+
+func TestPgDataReadsMailProfileAndSources(t *testing.T) {
+	db := testkit.DB(t)
+	ctx := context.Background()
+	nm, err := loadNames(testkit.SharedDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &pgData{db: db, names: nm}
+	insertMail(t, db, "f1", "no-reply@flytap.example", "Your flight itinerary", "Flight TP 1351 Lisbon (LIS) → London (LHR)", time.Now().Add(-time.Hour), "653")
+	insertMail(t, db, "n1", "news@example.com", "Weekly digest", "Nothing about travel here", time.Now().Add(-2*time.Hour))
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO profile (taxonomy, category_id, confidence, evidence_count) VALUES ('content-3.1', '653', 0.8, 5)`); err != nil {
+		t.Fatal(err)
+	}
+	es, err := d.SearchEmails(ctx, agent.EmailQuery{Text: "flights itinerary"})
+	if err != nil || len(es) != 1 || es[0].ID != "f1" || es[0].Categories[0] != "Travel" || es[0].From != "<no-reply@flytap.example>" {
+		t.Fatalf("search = %+v, %v", es, err)
+	}
+	p, err := d.Profile(ctx)
+	if err != nil || len(p.Interests) != 1 || p.Interests[0].Name != "Travel" || p.Confidence("Travel") < 0.79 {
+		t.Fatalf("profile = %+v, %v", p, err)
+	}
+	srcs, err := d.Sources(ctx)
+	if err != nil || len(srcs) != 1 || srcs[0].Emails != 2 || len(srcs[0].Weekly) != 8 || srcs[0].Weekly[7] != 2 {
+		t.Fatalf("sources = %+v, %v", srcs, err)
+	}
+}
