@@ -58,8 +58,13 @@ type Service struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	retries map[string]bool // data jobs waiting out a cool-down, by agent
-	runCtx  context.Context
+	runCtx  context.Context // cancelled when the service stops
+	jobCtx  context.Context // cancelled a grace period after the service stops
+	stopJob context.CancelFunc
 }
+
+// shutdownGrace is how long runs in flight at shutdown may continue.
+const shutdownGrace = 10 * time.Second
 
 // New builds the agents service.
 func New(cfg Config, d app.Deps) (*Service, error) {
@@ -73,6 +78,7 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 		log.Warn("category names unavailable; agents see category ids", "err", err)
 	}
 	s := &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: log, scheds: scheds, retries: map[string]bool{}, runCtx: context.Background()}
+	s.jobCtx, s.stopJob = context.WithCancel(context.Background())
 	s.data = &pgData{db: d.DB, names: nm}
 	var writer agent.Writer
 	if cfg.LLMURL != "" {
@@ -90,9 +96,12 @@ func Builder(cfg Config) app.Builder {
 
 // Run consumes emails.classified and missions.requested, runs schedules and
 // event scans until ctx is cancelled, then drains: pending data triggers are
-// fired and in-flight runs finish.
+// fired and runs in flight get a short grace period before they are
+// cancelled (and recorded as failed). At start it fires a catch-up trigger,
+// so mail acked just before a restart is not left unseen.
 func (s *Service) Run(ctx context.Context) error {
 	s.runCtx = ctx
+	defer s.stopJob()
 	c, err := bus.Consume(ctx, s.bus, bus.EmailsClassified, bus.ConsumeOptions{Durable: bus.ConsumerAgents, Concurrency: s.cfg.Concurrency}, s.handle)
 	if err != nil {
 		return fmt.Errorf("agents: %w", err)
@@ -111,10 +120,13 @@ func (s *Service) Run(ctx context.Context) error {
 		defer s.wg.Done()
 		s.scanEvents(ctx)
 	}()
+	s.fire(trigger.Trigger{Kind: trigger.Startup, At: time.Now()})
 	<-ctx.Done()
 	c.Stop()
 	rc.Stop()
 	s.deb.Stop()
+	grace := time.AfterFunc(shutdownGrace, s.stopJob)
+	defer grace.Stop()
 	s.wg.Wait()
 	return nil
 }
@@ -155,8 +167,7 @@ func (s *Service) fire(t trigger.Trigger) {
 }
 
 func (s *Service) runJob(j trigger.Job, t trigger.Trigger) {
-	ctx := context.WithoutCancel(s.runCtx) // a started run finishes (bounded by its level's timeout)
-	_, err := s.sched.Run(ctx, j)
+	_, err := s.sched.Run(s.jobCtx, j)
 	switch {
 	case err == nil, errors.Is(err, sched.ErrRunning):
 	case errors.Is(err, sched.ErrCoolingDown):

@@ -22,6 +22,7 @@ func TestPlanBuildsInputPerAgent(t *testing.T) {
 	}{
 		{"travel mail wakes only travel", Trigger{Kind: DataClassified, At: now, EmailIDs: []string{"e1"}, Categories: []string{"Travel > Air Travel"}}, []string{"travel"}, false},
 		{"unknown categories wake every data agent", Trigger{Kind: DataClassified, At: now, EmailIDs: []string{"e1"}}, []string{"travel", "shopping", "restaurant", "events"}, false},
+		{"startup catches up with every data agent", Trigger{Kind: Startup, At: now}, []string{"travel", "shopping", "restaurant", "events"}, false},
 		{"weekly diagnostic", Trigger{Kind: WeeklyDiagnostic, At: now}, []string{"diagnostic"}, false},
 		{"request goes to its agent", Trigger{Kind: UserRequest, At: now, Agent: "events", Request: &agent.Request{ID: "r1", Text: "concerts"}}, []string{"events"}, false},
 		{"request without agent fails", Trigger{Kind: UserRequest, At: now}, nil, true},
