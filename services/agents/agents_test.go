@@ -196,48 +196,6 @@ func jobFor(t *testing.T, agentName string) trigger.Job {
 	return trigger.Job{}
 }
 
-func TestUpsertMissionMergesAndOwesEventsUntilPublished(t *testing.T) {
-	db := testkit.DB(t)
-	ctx := context.Background()
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	c := mission.New("travel", "trip", "trip:paris:2027-01-12", now)
-	c.Title, c.Category = "Trip to Paris", "Travel"
-	c.Evidence = []mission.Evidence{{EmailID: "t1", Excerpt: "Booking reference: TL88K2Q1"}}
-
-	ch, err := db.UpsertMission(ctx, c)
-	if err != nil || !ch.Created || !ch.Unpublished {
-		t.Fatalf("first upsert = %+v, %v", ch, err)
-	}
-	// publish failed: the same card again still owes its created event
-	ch, err = db.UpsertMission(ctx, c)
-	if err != nil || !ch.Created || !ch.Unpublished {
-		t.Fatalf("repeat before publish = %+v, %v", ch, err)
-	}
-	if err := db.MarkMissionPublished(ctx, c.ID, ch.Card.UpdatedAt); err != nil {
-		t.Fatal(err)
-	}
-	if ch, err = db.UpsertMission(ctx, c); err != nil || ch.Unpublished {
-		t.Fatalf("repeat after publish = %+v, %v", ch, err)
-	}
-	if _, err := db.RecordFeedback(ctx, mission.Feedback{CardID: c.ID, Kind: mission.FeedbackRate, Rating: mission.RatingLove, At: now}); err != nil {
-		t.Fatal(err)
-	}
-	later := c
-	later.Summary, later.UpdatedAt = "Hotel added", now.Add(time.Minute)
-	ch, err = db.UpsertMission(ctx, later)
-	if err != nil || ch.Created || !ch.Unpublished || ch.Card.Rating != mission.RatingLove || ch.Card.Summary != "Hotel added" {
-		t.Fatalf("changed card = %+v, %v", ch, err)
-	}
-	stored, err := db.Mission(ctx, c.ID)
-	if err != nil || stored.Rating != mission.RatingLove || stored.Summary != "Hotel added" || !stored.CreatedAt.Equal(now) {
-		t.Fatalf("stored = %+v, %v", stored, err)
-	}
-	fb, err := db.Feedback(ctx, "travel")
-	if err != nil || len(fb) != 1 || fb[0].CardKind != "trip" || fb[0].Rating != mission.RatingLove {
-		t.Fatalf("feedback = %+v, %v", fb, err)
-	}
-}
-
 func TestPgDataReadsMailProfileAndSources(t *testing.T) {
 	db := testkit.DB(t)
 	ctx := context.Background()
