@@ -3,6 +3,7 @@ package agents
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -220,5 +221,44 @@ func TestPgDataReadsMailProfileAndSources(t *testing.T) {
 	srcs, err := d.Sources(ctx)
 	if err != nil || len(srcs) != 1 || srcs[0].Emails != 2 || len(srcs[0].Weekly) != 8 || srcs[0].Weekly[7] != 2 {
 		t.Fatalf("sources = %+v, %v", srcs, err)
+	}
+}
+
+func TestMailSearchUsesTheIndex(t *testing.T) {
+	db := testkit.DB(t)
+	ctx := context.Background()
+	for i := range 300 {
+		insertMail(t, db, fmt.Sprintf("x%d", i), "a@example.com", "note", "nothing to see", time.Now().Add(-time.Duration(i)*time.Minute))
+	}
+	insertMail(t, db, "hit", "a@example.com", "Your flight", "Booking reference X7KQ2P", time.Now())
+	if _, err := db.Pool.Exec(ctx, `ANALYZE emails`); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SET LOCAL enable_seqscan = off`); err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	rows, err := tx.Query(ctx, `EXPLAIN SELECT id FROM emails e WHERE to_tsvector('simple', e.subject || ' ' || left(e.body_text, 100000)) @@ to_tsquery('simple', 'flight:*')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		_ = rows.Scan(&line)
+		plan.WriteString(line + "\n")
+	}
+	rows.Close()
+	if !strings.Contains(plan.String(), "emails_agents_fts_idx") {
+		t.Fatalf("search does not use the index:\n%s", plan.String())
+	}
+	d := &pgData{db: db, names: names{}}
+	es, err := d.SearchEmails(ctx, agent.EmailQuery{Text: "flights"})
+	if err != nil || len(es) != 1 || es[0].ID != "hit" {
+		t.Fatalf("search = %v, %v", es, err)
 	}
 }

@@ -21,11 +21,15 @@ type pgData struct {
 
 var queryWordRe = regexp.MustCompile(`[\p{L}\p{N}]{3,}`)
 
-// tsQuery turns search text into an OR of prefix terms ("flight:* | hotel:*").
+// tsQuery turns search text into an OR of prefix terms ("flight:* | hotel:*"),
+// dropping a plural "s" so singular and plural both match.
 func tsQuery(text string) string {
 	seen := map[string]bool{}
 	var terms []string
 	for _, w := range queryWordRe.FindAllString(strings.ToLower(text), -1) {
+		if len(w) > 4 && strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") {
+			w = w[:len(w)-1] // "flights" → "flight:*", which matches both
+		}
 		if !seen[w] {
 			seen[w] = true
 			terms = append(terms, w+":*")
@@ -35,7 +39,8 @@ func tsQuery(text string) string {
 }
 
 // SearchEmails implements agent.Data: full-text search (any word, prefix
-// match) over subject and body, newest first, with each mail's category names.
+// match) over subject and body through the emails_agents_fts_idx index
+// (migration 00401), newest first, with each mail's category names.
 func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) ([]agent.Email, error) {
 	limit := q.Limit
 	if limit <= 0 || limit > 2000 {
@@ -59,7 +64,7 @@ func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) ([]agent.
 		FROM emails e LEFT JOIN classifications c ON c.email_id = e.id
 		WHERE ($1::timestamptz IS NULL OR e.sort_at >= $1) AND ($2::timestamptz IS NULL OR e.sort_at < $2)
 		  AND (cardinality($3::text[]) = 0 OR e.id = ANY($3))
-		  AND ($4 = '' OR to_tsvector('simple', e.subject || ' ' || e.body_text) @@ to_tsquery('simple', $4))
+		  AND ($4 = '' OR to_tsvector('simple', e.subject || ' ' || left(e.body_text, 100000)) @@ to_tsquery('simple', $4))
 		GROUP BY e.id ORDER BY e.sort_at DESC, e.id LIMIT $5`, since, until, ids, tsQuery(q.Text), limit)
 	if err != nil {
 		return nil, fmt.Errorf("search emails: %w", err)

@@ -11,8 +11,9 @@ import (
 )
 
 // Memory is an in-memory Data for tests, fixtures and demos. Text search
-// matches a mail when any query word of three or more letters appears in
-// its subject or body. Safe for concurrent use.
+// matches a mail when any query word of three or more letters (a plural
+// trimmed to its singular) appears in its subject or body. Safe for
+// concurrent use.
 type Memory struct {
 	mu          sync.RWMutex
 	Emails      []Email
@@ -28,6 +29,9 @@ func (m *Memory) SearchEmails(_ context.Context, q EmailQuery) ([]Email, error) 
 	defer m.mu.RUnlock()
 	var words []string
 	for _, w := range strings.Fields(strings.ToLower(q.Text)) {
+		if len(w) > 4 && strings.HasSuffix(w, "s") && !strings.HasSuffix(w, "ss") {
+			w = w[:len(w)-1] // as the Postgres search: a plural matches its singular
+		}
 		if len(w) >= 3 {
 			words = append(words, w)
 		}
