@@ -31,12 +31,15 @@ type fixture struct {
 	events map[string][]bus.MissionEvent // subject → events
 }
 
-func start(t *testing.T) *fixture {
+func start(t *testing.T, tweak ...func(*Config, *store.DB)) *fixture {
 	t.Helper()
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
 	cfg := Config{Concurrency: 2, PerAgent: 1, Schedules: "", Debounce: 50 * time.Millisecond, DebounceMax: time.Second,
 		EventWindow: 48 * time.Hour, EventScan: time.Hour, SharedDir: testkit.SharedDir(t)}
+	for _, f := range tweak {
+		f(&cfg, db)
+	}
 	svc, err := New(cfg, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -260,5 +263,40 @@ func TestMailSearchUsesTheIndex(t *testing.T) {
 	es, err := d.SearchEmails(ctx, agent.EmailQuery{Text: "flights"})
 	if err != nil || len(es) != 1 || es[0].ID != "hit" {
 		t.Fatalf("search = %v, %v", es, err)
+	}
+}
+
+func TestApproachingBookingRefreshesItsCard(t *testing.T) {
+	var cardID string
+	f := start(t, func(cfg *Config, db *store.DB) {
+		cfg.EventScan = 100 * time.Millisecond
+		c := mission.New("restaurant", "reservation", "restaurant:bistro verde:soon", time.Now())
+		c.Title, c.EventAt = "Table at Bistro Verde", time.Now().Add(5*time.Hour)
+		c.Evidence = []mission.Evidence{{EmailID: "m1", Excerpt: "Table for 2"}}
+		if _, err := db.UpsertMission(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		cardID = c.ID
+	})
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		runs, _ := f.db.AgentRuns(context.Background(), "restaurant", 20)
+		for _, r := range runs {
+			if r.Trigger == "event.approaching" && r.Subject == "event:"+cardID && r.Outcome == "ok" {
+				return true
+			}
+		}
+		return false
+	}, "no event.approaching run for the card")
+	// the 24 h cool-down keeps later scans from running it again
+	time.Sleep(400 * time.Millisecond)
+	runs, _ := f.db.AgentRuns(context.Background(), "restaurant", 50)
+	n := 0
+	for _, r := range runs {
+		if r.Trigger == "event.approaching" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d event runs, want 1 (cool-down)", n)
 	}
 }
