@@ -300,3 +300,25 @@ func TestApproachingBookingRefreshesItsCard(t *testing.T) {
 		t.Fatalf("%d event runs, want 1 (cool-down)", n)
 	}
 }
+
+func TestScheduleRunsDiagnosticReport(t *testing.T) {
+	f := start(t, func(cfg *Config, db *store.DB) {
+		cfg.Schedules = "weekly_diagnostic=@every 1s"
+		if _, err := db.Pool.Exec(context.Background(), `INSERT INTO sources (id, kind, account, errors_count, last_success_at) VALUES ('src-1', 'imap', 'alex@example.com', 2, now())`); err != nil {
+			t.Fatal(err)
+		}
+	})
+	var cards []mission.Card
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		cards, _ = f.db.Missions(context.Background(), store.MissionFilter{Agent: "diagnostic"})
+		return len(cards) == 1
+	}, "no diagnostic report")
+	c := cards[0]
+	if c.Kind != "report" || c.Evidence[0].SourceID != "src-1" || c.Primary == nil || c.Primary.Kind != mission.ActionConnectSource {
+		t.Fatalf("report = %+v", c)
+	}
+	runs, _ := f.db.AgentRuns(context.Background(), "diagnostic", 10)
+	if len(runs) == 0 || runs[len(runs)-1].Trigger != "schedule.weekly_diagnostic" {
+		t.Fatalf("runs = %+v", runs)
+	}
+}
