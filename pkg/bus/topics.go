@@ -17,6 +17,7 @@ const (
 	ConsumerEmbedder      = "embedder"
 	ConsumerClassifier    = "classifier"
 	ConsumerAgents        = "agents"
+	ConsumerAgentRequests = "agent-requests" // user requests for the agents service
 )
 
 // ObjectBucketImports holds uploaded files until the ingest service has read them.
@@ -50,12 +51,13 @@ type Topic[T any] struct {
 // Topics of the pipeline. Each payload type names the entity it is about
 // through Key, which the dead-letter record and the pipeline view use.
 var (
-	EmailsIngested   = Topic[EmailIngested]{Subject: "emails.ingested", Stream: StreamEmails, Version: 1}
-	EmailsEmbedded   = Topic[EmailEmbedded]{Subject: "emails.embedded", Stream: StreamEmails, Version: 1}
-	EmailsClassified = Topic[EmailClassified]{Subject: "emails.classified", Stream: StreamEmails, Version: 1}
-	MissionsCreated  = Topic[MissionEvent]{Subject: "missions.created", Stream: StreamMissions, Version: 1}
-	MissionsUpdated  = Topic[MissionEvent]{Subject: "missions.updated", Stream: StreamMissions, Version: 1}
-	ImportsRequested = Topic[ImportRequested]{Subject: "imports.requested", Stream: StreamImports, Version: 1}
+	EmailsIngested    = Topic[EmailIngested]{Subject: "emails.ingested", Stream: StreamEmails, Version: 1}
+	EmailsEmbedded    = Topic[EmailEmbedded]{Subject: "emails.embedded", Stream: StreamEmails, Version: 1}
+	EmailsClassified  = Topic[EmailClassified]{Subject: "emails.classified", Stream: StreamEmails, Version: 1}
+	MissionsCreated   = Topic[MissionEvent]{Subject: "missions.created", Stream: StreamMissions, Version: 1}
+	MissionsUpdated   = Topic[MissionEvent]{Subject: "missions.updated", Stream: StreamMissions, Version: 1}
+	MissionsRequested = Topic[MissionRequest]{Subject: "missions.requested", Stream: StreamMissions, Version: 1}
+	ImportsRequested  = Topic[ImportRequested]{Subject: "imports.requested", Stream: StreamImports, Version: 1}
 )
 
 // DeadLetterSubject is where a stage's dead letters are published.
@@ -172,3 +174,12 @@ const (
 	EmbedErrOverloaded = "overloaded"  // the queue is full: retry later
 	EmbedErrInternal   = "internal"    // the model failed: retry later
 )
+
+// MissionRequest asks the agents service to answer the user's free-text
+// request stored in agent_requests under RequestID.
+type MissionRequest struct {
+	RequestID string `json:"request_id"`
+}
+
+// Key returns the request id.
+func (e MissionRequest) Key() string { return e.RequestID }

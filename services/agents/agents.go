@@ -1,33 +1,92 @@
-// Package agents is the agents service: the trigger engine and the mission agents. It consumes emails.classified and turns the profile and the mail into mission cards. (Skeleton: the agents are wired in by the agents work; until then it only advances the stage.)
+// Package agents is the agents service: the trigger engine and the mission
+// agents. It consumes emails.classified (data triggers, debounced), runs
+// cron schedules and approaching-event scans, answers user requests from
+// missions.requested, runs the agents through the scheduler, stores their
+// cards and run records in Postgres and publishes missions.created /
+// missions.updated.
 package agents
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"sync"
+	"time"
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/services/agents/agent"
+	"github.com/ownyou/home/services/agents/sched"
+	"github.com/ownyou/home/services/agents/trigger"
 )
 
 // Config is the agents service's configuration.
 type Config struct {
 	app.Common
-	Concurrency int `env:"OWNYOU_AGENTS_CONCURRENCY" envDefault:"4" help:"messages handled at once by this process"`
+	Concurrency int           `env:"OWNYOU_AGENTS_CONCURRENCY" envDefault:"4" help:"messages handled at once by this process"`
+	PerAgent    int           `env:"OWNYOU_AGENTS_PER_AGENT" envDefault:"1" help:"runs of one agent at once (on different subjects)"`
+	Schedules   string        `env:"OWNYOU_AGENTS_SCHEDULES" envDefault:"daily_digest=0 7 * * *;weekly_review=0 18 * * 0;weekly_diagnostic=0 6 * * 1" help:"cron schedules name=spec;… (daily_digest, weekly_review, weekly_diagnostic); an empty spec disables one"`
+	Debounce    time.Duration `env:"OWNYOU_AGENTS_DEBOUNCE" envDefault:"30s" help:"quiet time that ends a burst of new mail before agents look at it"`
+	DebounceMax time.Duration `env:"OWNYOU_AGENTS_DEBOUNCE_MAX" envDefault:"5m" help:"longest a burst of new mail waits for the agents"`
+	EventWindow time.Duration `env:"OWNYOU_AGENTS_EVENT_WINDOW" envDefault:"48h" help:"how close a booked date must be to refresh its card"`
+	EventScan   time.Duration `env:"OWNYOU_AGENTS_EVENT_SCAN" envDefault:"1h" help:"how often to look for approaching booked dates"`
+	LLMURL      string        `env:"OWNYOU_AGENTS_LLM_URL" help:"OpenAI-compatible base URL that rewrites card titles and summaries; empty = no LLM"`
+	LLMModel    string        `env:"OWNYOU_AGENTS_LLM_MODEL" envDefault:"gpt-4o-mini" help:"model for card wording"`
+	LLMKey      string        `env:"OWNYOU_AGENTS_LLM_KEY" secret:"true" help:"API key for OWNYOU_AGENTS_LLM_URL"`
+	SharedDir   string        `env:"OWNYOU_SHARED_DIR" help:"shared data dir with data/iab taxonomies (default <repo>/../shared)"`
 }
+
+// Base returns the common block.
+func (c *Config) Base() app.Common { return c.Common }
 
 // Service is the agents stage.
 type Service struct {
-	cfg Config
-	db  *store.DB
-	bus *bus.Bus
-	log *slog.Logger
+	cfg    Config
+	db     *store.DB
+	bus    *bus.Bus
+	log    *slog.Logger
+	data   *pgData
+	sched  *sched.Scheduler
+	scheds []trigger.Schedule
+	deb    *trigger.Debouncer
+
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	retries map[string]bool // data jobs waiting out a cool-down, by agent
+	runCtx  context.Context // cancelled when the service stops
+	jobCtx  context.Context // cancelled a grace period after the service stops
+	stopJob context.CancelFunc
 }
+
+// shutdownGrace is how long runs in flight at shutdown may continue.
+const shutdownGrace = 10 * time.Second
 
 // New builds the agents service.
 func New(cfg Config, d app.Deps) (*Service, error) {
-	return &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: d.Log.With("stage", bus.ConsumerAgents)}, nil
+	scheds, err := trigger.ParseSchedules(cfg.Schedules)
+	if err != nil {
+		return nil, fmt.Errorf("agents: %w", err)
+	}
+	log := d.Log.With("stage", bus.ConsumerAgents)
+	nm, err := loadNames(sharedDir(cfg.SharedDir))
+	if err != nil {
+		log.Warn("category names unavailable; agents see category ids", "err", err)
+	}
+	s := &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: log, scheds: scheds, retries: map[string]bool{}, runCtx: context.Background()}
+	s.jobCtx, s.stopJob = context.WithCancel(context.Background())
+	s.data = &pgData{db: d.DB, names: nm}
+	var writer agent.Writer
+	if cfg.LLMURL != "" {
+		writer = agent.NewOpenAIWriter(cfg.LLMURL, cfg.LLMKey, cfg.LLMModel)
+	}
+	s.sched = sched.New(sched.Config{Concurrency: cfg.PerAgent}, agent.All(agent.Providers{}), s.data, writer, runStore{d.DB}, s, log)
+	s.deb = trigger.NewDebouncer(cfg.Debounce, cfg.DebounceMax, s.fire)
+	return s, nil
 }
 
 // Builder is the app.Builder of the agents service.
@@ -35,20 +94,237 @@ func Builder(cfg Config) app.Builder {
 	return app.Builder{Name: "agents", Build: func(_ context.Context, d app.Deps) (app.Service, error) { return New(cfg, d) }}
 }
 
-// Run consumes its stage's subject until ctx is cancelled, then drains.
+// Run consumes emails.classified and missions.requested, runs schedules and
+// event scans until ctx is cancelled, then drains: pending data triggers are
+// fired and runs in flight get a short grace period before they are
+// cancelled (and recorded as failed). At start it fires a catch-up trigger,
+// so mail acked just before a restart is not left unseen.
 func (s *Service) Run(ctx context.Context) error {
+	s.runCtx = ctx
+	defer s.stopJob()
 	c, err := bus.Consume(ctx, s.bus, bus.EmailsClassified, bus.ConsumeOptions{Durable: bus.ConsumerAgents, Concurrency: s.cfg.Concurrency}, s.handle)
 	if err != nil {
 		return fmt.Errorf("agents: %w", err)
 	}
+	rc, err := bus.Consume(ctx, s.bus, bus.MissionsRequested, bus.ConsumeOptions{Durable: bus.ConsumerAgentRequests, Concurrency: 2}, s.handleRequest)
+	if err != nil {
+		c.Stop()
+		return fmt.Errorf("agents: %w", err)
+	}
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		_ = trigger.RunSchedules(ctx, s.scheds, s.fire)
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.scanEvents(ctx)
+	}()
+	s.fire(trigger.Trigger{Kind: trigger.Startup, At: time.Now()})
 	<-ctx.Done()
 	c.Stop()
+	rc.Stop()
+	s.deb.Stop()
+	grace := time.AfterFunc(shutdownGrace, s.stopJob)
+	defer grace.Stop()
+	s.wg.Wait()
 	return nil
 }
 
+// handle turns a classified mail into a (debounced) data trigger and marks
+// the stage done; agents look at the whole mailbox, so a repeated message
+// only merges into the pending batch.
 func (s *Service) handle(ctx context.Context, m bus.EmailClassified) error {
-	if err := s.db.MarkStageDone(ctx, m.EmailID, bus.ConsumerAgents); err != nil {
+	var cats []string
+	for _, c := range m.Categories {
+		cats = append(cats, s.data.names.name(c.Taxonomy, c.ID))
+	}
+	now := time.Now()
+	s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified, At: now, EmailIDs: []string{m.EmailID}, Categories: cats})
+	if len(m.Categories) > 0 {
+		s.deb.Add(trigger.Trigger{Kind: trigger.DataProfile, At: now})
+	}
+	return s.db.MarkStageDone(ctx, m.EmailID, bus.ConsumerAgents)
+}
+
+// fire plans a trigger and runs its jobs in the background.
+func (s *Service) fire(t trigger.Trigger) {
+	if t.At.IsZero() {
+		t.At = time.Now()
+	}
+	jobs, err := trigger.Plan(t)
+	if err != nil {
+		s.log.Error("plan trigger", "kind", t.Kind, "err", err)
+		return
+	}
+	for _, j := range jobs {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.runJob(j, t)
+		}()
+	}
+}
+
+func (s *Service) runJob(j trigger.Job, t trigger.Trigger) {
+	_, err := s.sched.Run(s.jobCtx, j)
+	switch {
+	case err == nil, errors.Is(err, sched.ErrRunning):
+	case errors.Is(err, sched.ErrCoolingDown):
+		if j.Trigger == trigger.DataClassified || j.Trigger == trigger.DataProfile {
+			s.retryLater(j, t) // new mail arrived during the cool-down: look again once it ends
+		}
+	default:
+		s.log.Warn("agent run failed", "agent", j.Agent, "trigger", j.Trigger, "err", err)
+	}
+}
+
+func (s *Service) retryLater(j trigger.Job, t trigger.Trigger) {
+	key := j.Agent + "/" + string(j.Trigger)
+	s.mu.Lock()
+	if s.retries[key] || s.runCtx.Err() != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.retries[key] = true
+	s.mu.Unlock()
+	time.AfterFunc(j.CoolDown, func() {
+		s.mu.Lock()
+		delete(s.retries, key)
+		s.mu.Unlock()
+		if s.runCtx.Err() != nil {
+			return
+		}
+		j.Input.Now = time.Now()
+		s.runJob(j, t)
+	})
+}
+
+// scanEvents fires event triggers for cards whose date is approaching.
+func (s *Service) scanEvents(ctx context.Context) {
+	if s.cfg.EventScan <= 0 {
+		return
+	}
+	tick := time.NewTicker(s.cfg.EventScan)
+	defer tick.Stop()
+	for {
+		cards, err := s.db.Missions(ctx, store.MissionFilter{EventBefore: time.Now().Add(s.cfg.EventWindow)})
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("event scan", "err", err)
+		}
+		for _, t := range trigger.Approaching(cards, time.Now(), s.cfg.EventWindow) {
+			s.fire(t)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// handleRequest routes a user's request to an agent, runs it and records
+// the outcome on the request. A request no agent understands is answered
+// (status no_intent), not retried.
+func (s *Service) handleRequest(ctx context.Context, m bus.MissionRequest) error {
+	req, err := s.db.AgentRequestByID(ctx, m.RequestID)
+	if errors.Is(err, store.ErrNotFound) {
+		return bus.Permanent(fmt.Errorf("request %s: %w", m.RequestID, err))
+	}
+	if err != nil {
 		return err
 	}
-	return error(nil)
+	if req.Status == "done" || req.Status == "no_intent" {
+		return nil // already answered: a redelivery
+	}
+	now := time.Now()
+	name, ents, err := trigger.Route(req.Text, now)
+	entsJSON, _ := json.Marshal(ents)
+	req.Entities = entsJSON
+	if errors.Is(err, trigger.ErrNoIntent) {
+		req.Status, req.Error = "no_intent", err.Error()
+		return s.db.UpdateAgentRequest(ctx, req)
+	}
+	req.Agent, req.Status = name, "running"
+	if err := s.db.UpdateAgentRequest(ctx, req); err != nil {
+		return err
+	}
+	jobs, err := trigger.Plan(trigger.Trigger{Kind: trigger.UserRequest, At: now, Agent: name,
+		Request: &agent.Request{ID: req.ID, Text: req.Text, Entities: ents}})
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	run, err := s.sched.Run(ctx, jobs[0])
+	req.RunID = run.ID
+	switch {
+	case err == nil:
+		req.Status, req.Error = "done", ""
+	case errors.Is(err, sched.ErrRunning):
+		return err // the same request is being answered by another delivery; retry later
+	default:
+		req.Status, req.Error = "failed", err.Error()
+	}
+	return s.db.UpdateAgentRequest(ctx, req)
+}
+
+// SaveCards implements sched.CardSink: upsert each card and publish
+// missions.created / missions.updated for every change not yet published.
+func (s *Service) SaveCards(ctx context.Context, cards []mission.Card) ([]string, error) {
+	var ids []string
+	var errs []error
+	profile, err := s.data.Profile(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range cards {
+		if c.Category != "" {
+			// one decimal, so small profile drifts do not rewrite every card
+			c.Confidence = math.Round(profile.Confidence(c.Category)*10) / 10
+		}
+		ch, err := s.db.UpsertMission(ctx, c)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ids = append(ids, c.ID)
+		if ch.Unpublished {
+			if err := s.publish(ctx, ch); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return ids, errors.Join(errs...)
+}
+
+func (s *Service) publish(ctx context.Context, ch store.MissionChange) error {
+	c := ch.Card
+	ev := bus.MissionEvent{MissionID: c.ID, Agent: c.Agent, Status: string(c.Status)}
+	var err error
+	if ch.Created {
+		err = bus.Publish(ctx, s.bus, bus.MissionsCreated, c.ID, ev)
+	} else {
+		err = bus.Publish(ctx, s.bus, bus.MissionsUpdated, fmt.Sprintf("%s:%d", c.ID, c.UpdatedAt.UnixNano()), ev)
+	}
+	if err != nil {
+		return fmt.Errorf("publish mission %s: %w", c.ID, err)
+	}
+	return s.db.MarkMissionPublished(ctx, c.ID, c.UpdatedAt)
+}
+
+// runStore adapts the store to sched.RunStore.
+type runStore struct{ db *store.DB }
+
+func (r runStore) SaveRun(ctx context.Context, run sched.Run) error {
+	lim, _ := json.Marshal(map[string]any{"tool_calls": run.Limits.ToolCalls, "llm_calls": run.Limits.LLMCalls, "timeout_s": run.Limits.Timeout.Seconds()})
+	var end *time.Time
+	if !run.End.IsZero() {
+		end = &run.End
+	}
+	return r.db.SaveAgentRun(ctx, store.AgentRun{ID: run.ID, Agent: run.Agent, Trigger: string(run.Trigger), Subject: run.Subject,
+		StartedAt: run.Start, EndedAt: end, Outcome: string(run.Outcome), Error: run.Error, ToolCalls: run.Usage.ToolCalls,
+		LLMCalls: run.Usage.LLMCalls, Cards: run.Usage.Cards, CardIDs: run.CardIDs, Rejected: run.Rejected, Limits: lim})
+}
+
+func (r runStore) LastOK(ctx context.Context, agentName, subject string) (time.Time, error) {
+	return r.db.LastOKAgentRun(ctx, agentName, subject)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/ownyou/home/pkg/testkit"
 )
 
-
 func profileServer(t *testing.T) (http.Handler, *store.DB) {
 	t.Helper()
 	db := testkit.DB(t)

@@ -31,6 +31,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/oauth/google/callback", src.googleCallback)
 	mux.HandleFunc("GET /api/v1/profile", s.getProfile)
 	mux.HandleFunc("POST /api/v1/profile/{taxonomy}/{id}/dispute", s.disputeCategory)
+	mux.HandleFunc("GET /api/v1/missions", s.listMissions)
+	mux.HandleFunc("GET /api/v1/missions/{id}", s.getMission)
+	mux.HandleFunc("POST /api/v1/missions/{id}/feedback", s.missionFeedback)
+	mux.HandleFunc("POST /api/v1/missions/{id}/actions", s.missionAction)
+	mux.HandleFunc("POST /api/v1/requests", s.createRequest)
+	mux.HandleFunc("GET /api/v1/requests/{id}", s.getRequest)
+	mux.HandleFunc("GET /api/v1/runs", s.listRuns)
+	mux.HandleFunc("GET /api/v1/runs/{id}", s.getRun)
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -1,0 +1,158 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/mission"
+	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/testkit"
+)
+
+func missionServer(t *testing.T) (*Server, *store.DB) {
+	t.Helper()
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	s, err := New(Config{HTTPAddr: "127.0.0.1:0"}, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.ln.Close() })
+	return s, db
+}
+
+func do(t *testing.T, s *Server, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(method, path, strings.NewReader(body))
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, req)
+	var out map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
+		t.Fatalf("%s %s: %d %q", method, path, rec.Code, rec.Body.String())
+	}
+	return rec.Code, out
+}
+
+func seedCard(t *testing.T, db *store.DB, agent, key string, urgency mission.Urgency, eventIn time.Duration) mission.Card {
+	t.Helper()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	c := mission.New(agent, "trip", key, now)
+	c.Title, c.Summary, c.Urgency = "Trip "+key, "summary", urgency
+	c.Evidence = []mission.Evidence{{EmailID: "e-" + key, Excerpt: "Booking reference: X7KQ2P"}}
+	if eventIn != 0 {
+		c.EventAt = now.Add(eventIn)
+	}
+	p := mission.NewAction("Add to calendar", mission.CalendarEvent{Title: "Trip", Start: now.Add(eventIn), AllDay: true})
+	c.Primary = &p
+	c.Secondary = []mission.Action{mission.NewAction("Open", mission.EmailRef{EmailID: "e-" + key})}
+	if _, err := db.UpsertMission(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestMissionFeedRanksAndPresents(t *testing.T) {
+	s, db := missionServer(t)
+	low := seedCard(t, db, "travel", "low", mission.UrgencyLow, 0)
+	high := seedCard(t, db, "travel", "high", mission.UrgencyCritical, 24*time.Hour)
+	seedCard(t, db, "events", "other", mission.UrgencyNormal, 0)
+
+	code, body := do(t, s, "GET", "/api/v1/missions?agent=travel", "")
+	if code != 200 || body["count"].(float64) != 2 {
+		t.Fatalf("feed = %d %v", code, body)
+	}
+	ms := body["missions"].([]any)
+	if ms[0].(map[string]any)["id"] != high.ID || ms[1].(map[string]any)["id"] != low.ID {
+		t.Fatalf("order = %v", ms)
+	}
+	c, _ := db.Mission(context.Background(), high.ID)
+	if c.Status != mission.StatusPresented {
+		t.Fatalf("shown card status = %s, want presented", c.Status)
+	}
+	if code, body := do(t, s, "GET", "/api/v1/missions?status=bogus", ""); code != 400 || body["error"] == nil {
+		t.Fatalf("bad status = %d %v", code, body)
+	}
+}
+
+func TestMissionFeedbackAndActions(t *testing.T) {
+	s, db := missionServer(t)
+	c := seedCard(t, db, "travel", "a", mission.UrgencyHigh, 72*time.Hour)
+	until := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	tests := []struct {
+		name, body string
+		wantCode   int
+		wantStatus string
+	}{
+		{"love is recorded", `{"kind":"rate","rating":"love"}`, 200, "created"},
+		{"bad rating is refused", `{"kind":"rate","rating":"awesome"}`, 400, ""},
+		{"snooze hides the card", `{"kind":"snooze","until":"` + until + `"}`, 200, "snoozed"},
+		{"dismiss closes it", `{"kind":"dismiss"}`, 200, "dismissed"},
+		{"complete after dismiss conflicts", `{"kind":"complete"}`, 409, ""},
+		{"unknown kind is refused", `{"kind":"delete"}`, 400, ""},
+	}
+	for _, tt := range tests {
+		code, body := do(t, s, "POST", "/api/v1/missions/"+c.ID+"/feedback", tt.body)
+		if code != tt.wantCode || (tt.wantStatus != "" && body["status"] != tt.wantStatus) {
+			t.Fatalf("%s: %d %v", tt.name, code, body)
+		}
+	}
+	code, body := do(t, s, "GET", "/api/v1/missions/"+c.ID, "")
+	if code != 200 || body["rating"] != "love" || len(body["history"].([]any)) != 3 {
+		t.Fatalf("detail = %d %v", code, body)
+	}
+	if code, _ := do(t, s, "GET", "/api/v1/missions?agent=travel", ""); code != 200 {
+		t.Fatal("feed failed")
+	}
+	_, feed := do(t, s, "GET", "/api/v1/missions", "")
+	if feed["count"].(float64) != 0 {
+		t.Fatalf("dismissed card still in feed: %v", feed)
+	}
+
+	d := seedCard(t, db, "travel", "b", mission.UrgencyHigh, 72*time.Hour)
+	code, body = do(t, s, "POST", "/api/v1/missions/"+d.ID+"/actions", `{"action":0}`)
+	if code != 200 || !strings.Contains(body["ics"].(string), "BEGIN:VEVENT") || body["mission"].(map[string]any)["status"] != "active" {
+		t.Fatalf("calendar action = %d %v", code, body)
+	}
+	code, body = do(t, s, "POST", "/api/v1/missions/"+d.ID+"/actions", `{"action":1}`)
+	if code != 200 || body["email_url"] != "/api/v1/emails/e-b" {
+		t.Fatalf("open action = %d %v", code, body)
+	}
+	if code, _ := do(t, s, "POST", "/api/v1/missions/"+d.ID+"/actions", `{"action":7}`); code != 400 {
+		t.Fatalf("missing action = %d", code)
+	}
+	if code, _ := do(t, s, "GET", "/api/v1/missions/m_nope", ""); code != 404 {
+		t.Fatalf("unknown card = %d", code)
+	}
+}
+
+func TestRequestsAndRuns(t *testing.T) {
+	s, db := missionServer(t)
+	code, body := do(t, s, "POST", "/api/v1/requests", `{"text":"any concerts coming up?"}`)
+	if code != 202 || body["status"] != "queued" {
+		t.Fatalf("create = %d %v", code, body)
+	}
+	id := body["id"].(string)
+	if code, body := do(t, s, "GET", "/api/v1/requests/"+id, ""); code != 200 || body["text"] != "any concerts coming up?" {
+		t.Fatalf("get = %d %v", code, body)
+	}
+	if code, _ := do(t, s, "POST", "/api/v1/requests", `{"text":"   "}`); code != 400 {
+		t.Fatalf("empty request = %d", code)
+	}
+	end := time.Now()
+	if err := db.SaveAgentRun(context.Background(), store.AgentRun{ID: "run_1", Agent: "events", Trigger: "user.request", StartedAt: end.Add(-time.Second),
+		EndedAt: &end, Outcome: "ok", ToolCalls: 3, CardIDs: []string{}}); err != nil {
+		t.Fatal(err)
+	}
+	code, body = do(t, s, "GET", "/api/v1/runs?agent=events", "")
+	if code != 200 || body["count"].(float64) != 1 {
+		t.Fatalf("runs = %d %v", code, body)
+	}
+	if code, body := do(t, s, "GET", "/api/v1/runs/run_1", ""); code != 200 || body["tool_calls"].(float64) != 3 {
+		t.Fatalf("run = %d %v", code, body)
+	}
+}
