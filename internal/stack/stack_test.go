@@ -77,8 +77,8 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	case err := <-done:
 		done <- err // for the cleanup
 		t.Fatalf("stack failed to start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("stack did not start within 30s")
+	case <-time.After(2 * time.Minute): // the classifier indexes the taxonomy at start
+		t.Fatal("stack did not start within 2m")
 	}
 	db = testkit.DB(t)
 	return baseURL, db
