@@ -10,7 +10,6 @@ import (
 	"github.com/ownyou/home/pkg/testkit"
 )
 
-
 func newSource(t *testing.T, db *store.DB, id, kind, account string) store.Source {
 	t.Helper()
 	s, err := db.CreateSource(context.Background(), store.Source{ID: id, Kind: kind, Account: account, Name: account}, []byte("sealed"))

@@ -48,6 +48,8 @@ func toStoreEmail(em *intake.Email) store.Email {
 	// Gmail threads by its own id; elsewhere the first References id (or
 	// In-Reply-To) names the thread root.
 	switch {
+	case em.Origin.ThreadID != "":
+		rec.ThreadID = em.Origin.ThreadID
 	case len(m.References) > 0:
 		rec.ThreadID = m.References[0]
 	case m.InReplyTo != "":

@@ -20,6 +20,7 @@ type Origin struct {
 	SourceID   string // sources.id
 	ImportID   string // imports.id for file imports, else ""
 	ExternalID string // provider key: Gmail id, "folder/uidvalidity/uid", "file#index"
+	ThreadID   string // provider thread id (Gmail), when known
 	Labels     []string
 	// FallbackDate is used when the message has no usable Date/Received
 	// header: Gmail internalDate, IMAP INTERNALDATE, mbox From line.
