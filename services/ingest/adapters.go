@@ -26,8 +26,11 @@ func (e *emailStore) UpsertEmail(ctx context.Context, em *intake.Email) (bool, e
 	return needs, nil
 }
 
-func (e *emailStore) MarkPublished(ctx context.Context, id string) error {
-	return e.db.MarkPublished(ctx, id)
+func (e *emailStore) MarkPublished(ctx context.Context, ids ...string) error {
+	if len(ids) == 1 {
+		return e.db.MarkPublished(ctx, ids[0])
+	}
+	return e.db.MarkPublishedMany(ctx, ids)
 }
 
 // toStoreEmail maps a parsed message to the emails row.
