@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -37,11 +38,15 @@ func main() {
 }
 
 func run() error {
+	// Deferred cleanup (stopping the private Postgres) must run even when
+	// the output pipe closes early or the run is interrupted.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
 	n := 10000
 	if v := os.Getenv("BENCH_INGEST_MESSAGES"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir, err := os.MkdirTemp("", "benchingest-")
 	if err != nil {
@@ -140,7 +145,7 @@ func run() error {
 		if im.Status == store.ImportDone || (im.Status == store.ImportFailed && !strings.Contains(im.Error, "retrying")) {
 			break
 		}
-		if time.Since(start) > 10*time.Minute {
+		if time.Since(start) > 10*time.Minute || ctx.Err() != nil {
 			return fmt.Errorf("import did not finish: %+v", im)
 		}
 		time.Sleep(20 * time.Millisecond)
