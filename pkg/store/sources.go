@@ -479,6 +479,17 @@ func (db *DB) AddEmailOrigin(ctx context.Context, o EmailOrigin) (bool, error) {
 	return added > 0, nil
 }
 
+// MarkPublishedMany is MarkPublished for a batch of email ids (one round trip).
+func (db *DB) MarkPublishedMany(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE emails SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL`, ids); err != nil {
+		return fmt.Errorf("mark published: %w", err)
+	}
+	return nil
+}
+
 // SaveOAuthState stores an OAuth web-flow state for ttl.
 func (db *DB) SaveOAuthState(ctx context.Context, state, provider, verifier, sourceID string, ttl time.Duration) error {
 	_, err := db.Pool.Exec(ctx, `INSERT INTO oauth_states (state, provider, verifier, source_id, expires_at) VALUES ($1, $2, $3, $4, now() + $5::interval)`,

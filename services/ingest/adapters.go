@@ -26,8 +26,11 @@ func (e *emailStore) UpsertEmail(ctx context.Context, em *intake.Email) (bool, e
 	return needs, nil
 }
 
-func (e *emailStore) MarkPublished(ctx context.Context, id string) error {
-	return e.db.MarkPublished(ctx, id)
+func (e *emailStore) MarkPublished(ctx context.Context, ids ...string) error {
+	if len(ids) == 1 {
+		return e.db.MarkPublished(ctx, ids[0])
+	}
+	return e.db.MarkPublishedMany(ctx, ids)
 }
 
 // toStoreEmail maps a parsed message to the emails row.
@@ -48,6 +51,8 @@ func toStoreEmail(em *intake.Email) store.Email {
 	// Gmail threads by its own id; elsewhere the first References id (or
 	// In-Reply-To) names the thread root.
 	switch {
+	case em.Origin.ThreadID != "":
+		rec.ThreadID = em.Origin.ThreadID
 	case len(m.References) > 0:
 		rec.ThreadID = m.References[0]
 	case m.InReplyTo != "":

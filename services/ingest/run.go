@@ -218,7 +218,7 @@ type gmailSink struct {
 
 func (g *gmailSink) Deliver(ctx context.Context, f *gmailsync.Fetched) error {
 	src := g.r.claim.Source
-	_, err := g.s.proc.Process(ctx, intake.Origin{SourceID: src.ID, ExternalID: f.ID, Labels: f.LabelIDs, FallbackDate: f.InternalDate}, f.Raw)
+	_, err := g.s.proc.Process(ctx, intake.Origin{SourceID: src.ID, ExternalID: f.ID, ThreadID: f.ThreadID, Labels: f.LabelIDs, FallbackDate: f.InternalDate}, f.Raw)
 	if errors.Is(err, intake.ErrUnparseable) {
 		return g.s.db.RecordSourceFailure(ctx, src.ID, f.ID, err.Error(), true)
 	}

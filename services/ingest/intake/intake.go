@@ -20,6 +20,7 @@ type Origin struct {
 	SourceID   string // sources.id
 	ImportID   string // imports.id for file imports, else ""
 	ExternalID string // provider key: Gmail id, "folder/uidvalidity/uid", "file#index"
+	ThreadID   string // provider thread id (Gmail), when known
 	Labels     []string
 	// FallbackDate is used when the message has no usable Date/Received
 	// header: Gmail internalDate, IMAP INTERNALDATE, mbox From line.
@@ -41,8 +42,8 @@ type Store interface {
 	// email still needs its emails.ingested event (new, or published never
 	// confirmed).
 	UpsertEmail(ctx context.Context, e *Email) (needsPublish bool, err error)
-	// MarkPublished records that the event for id was acknowledged.
-	MarkPublished(ctx context.Context, id string) error
+	// MarkPublished records that the events for ids were acknowledged.
+	MarkPublished(ctx context.Context, ids ...string) error
 }
 
 // Publisher publishes emails.ingested; the bus dedupes by Msg-Id = email id.
@@ -76,11 +77,26 @@ func New(store Store, pub Publisher, opts mailparse.Options) *Processor {
 // hash); it is store.EmailID, so every writer agrees on it.
 func EmailID(messageID, contentHash string) string { return store.EmailID(messageID, contentHash) }
 
-// Process parses, stores and publishes one raw message. A parse failure
+// Process parses, stores, publishes and marks one raw message published. A parse failure
 // returns an error wrapping ErrUnparseable (and the *mailparse.ParseError);
 // any other error is an infrastructure failure worth retrying. Processing
 // the same message twice stores it once and publishes it once.
 func (p *Processor) Process(ctx context.Context, o Origin, raw []byte) (Result, error) {
+	res, err := p.ProcessUnmarked(ctx, o, raw)
+	if err != nil || !res.Published {
+		return res, err
+	}
+	if err := p.store.MarkPublished(ctx, res.EmailID); err != nil {
+		return res, fmt.Errorf("mark published: %w", err)
+	}
+	return res, nil
+}
+
+// ProcessUnmarked is Process without the final bookkeeping: when
+// Result.Published is true the caller must MarkPublished (it may batch
+// them). Until then a rerun publishes the email again, under the same
+// Msg-Id, which the bus dedupes and consumers treat as a repeat.
+func (p *Processor) ProcessUnmarked(ctx context.Context, o Origin, raw []byte) (Result, error) {
 	opts := p.opts
 	opts.FallbackDate = o.FallbackDate
 	msg, err := mailparse.Parse(raw, opts)
@@ -97,9 +113,6 @@ func (p *Processor) Process(ctx context.Context, o Origin, raw []byte) (Result, 
 	}
 	if err := p.pub.PublishIngested(ctx, e); err != nil {
 		return Result{EmailID: e.ID}, fmt.Errorf("publish email: %w", err)
-	}
-	if err := p.store.MarkPublished(ctx, e.ID); err != nil {
-		return Result{EmailID: e.ID, Published: true}, fmt.Errorf("mark published: %w", err)
 	}
 	return Result{EmailID: e.ID, Published: true}, nil
 }

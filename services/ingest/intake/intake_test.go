@@ -29,10 +29,12 @@ func (m *memStore) UpsertEmail(_ context.Context, e *Email) (bool, error) {
 	m.origins[e.ID]++
 	return !m.published[e.ID], nil
 }
-func (m *memStore) MarkPublished(_ context.Context, id string) error {
+func (m *memStore) MarkPublished(_ context.Context, ids ...string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.published[id] = true
+	for _, id := range ids {
+		m.published[id] = true
+	}
 	return nil
 }
 

@@ -60,6 +60,7 @@ func ImportStream(ctx context.Context, r mailparse.Reader, p *Processor, origin 
 		prog.BytesRead = r.BytesRead()
 		return prog
 	}
+	mk := &marker{store: p.store}
 	work := make(chan *mailparse.RawMessage, opts.Workers*2)
 	var wg sync.WaitGroup
 	for i := 0; i < opts.Workers; i++ {
@@ -67,7 +68,7 @@ func ImportStream(ctx context.Context, r mailparse.Reader, p *Processor, origin 
 		go func() {
 			defer wg.Done()
 			for rm := range work {
-				if err := importOne(ctx, p, origin, rec, rm, &mu, &prog); err != nil {
+				if err := importOne(ctx, p, mk, origin, rec, rm, &mu, &prog); err != nil {
 					cancel(err)
 				}
 			}
@@ -106,6 +107,11 @@ loop:
 	}
 	close(work)
 	wg.Wait()
+	// Mark what was published even when stopping early, so a rerun does
+	// not publish it again.
+	if err := mk.flush(context.WithoutCancel(ctx)); err != nil {
+		cancel(fmt.Errorf("mark published: %w", err))
+	}
 	final := snapshot()
 	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
 		return final, cause
@@ -122,7 +128,7 @@ loop:
 	return final, nil
 }
 
-func importOne(ctx context.Context, p *Processor, origin func(*mailparse.RawMessage) Origin, rec Recorder, rm *mailparse.RawMessage, mu *sync.Mutex, prog *Progress) error {
+func importOne(ctx context.Context, p *Processor, mk *marker, origin func(*mailparse.RawMessage) Origin, rec Recorder, rm *mailparse.RawMessage, mu *sync.Mutex, prog *Progress) error {
 	count := func(f func(*Progress)) { mu.Lock(); f(prog); mu.Unlock() }
 	if rm.Err != nil {
 		if err := rec.MessageError(ctx, rm, rm.Err); err != nil {
@@ -131,7 +137,7 @@ func importOne(ctx context.Context, p *Processor, origin func(*mailparse.RawMess
 		count(func(p *Progress) { p.Errors++ })
 		return nil
 	}
-	res, err := p.Process(ctx, origin(rm), rm.Raw)
+	res, err := p.ProcessUnmarked(ctx, origin(rm), rm.Raw)
 	switch {
 	case errors.Is(err, ErrUnparseable):
 		if err := rec.MessageError(ctx, rm, err); err != nil {
@@ -143,8 +149,44 @@ func importOne(ctx context.Context, p *Processor, origin func(*mailparse.RawMess
 		return err
 	case res.Published:
 		count(func(p *Progress) { p.Imported++ })
+		if err := mk.add(ctx, res.EmailID); err != nil {
+			return fmt.Errorf("mark published: %w", err)
+		}
 	default:
 		count(func(p *Progress) { p.Duplicate++ })
 	}
 	return nil
+}
+
+// marker batches MarkPublished calls: one round trip per 100 emails
+// instead of one per email.
+type marker struct {
+	store Store
+	mu    sync.Mutex
+	ids   []string
+}
+
+func (m *marker) add(ctx context.Context, id string) error {
+	m.mu.Lock()
+	m.ids = append(m.ids, id)
+	var batch []string
+	if len(m.ids) >= 100 {
+		batch, m.ids = m.ids, nil
+	}
+	m.mu.Unlock()
+	if batch == nil {
+		return nil
+	}
+	return m.store.MarkPublished(ctx, batch...)
+}
+
+func (m *marker) flush(ctx context.Context) error {
+	m.mu.Lock()
+	batch := m.ids
+	m.ids = nil
+	m.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+	return m.store.MarkPublished(ctx, batch...)
 }
