@@ -6,9 +6,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
@@ -294,5 +297,24 @@ func TestWithoutWordVectorsItDegradesToRulesAndSaysSo(t *testing.T) {
 	_ = db.Pool.QueryRow(context.Background(), `SELECT message FROM classifier_status WHERE id = 'classifier'`).Scan(&msg)
 	if msg == "" {
 		t.Error("degraded mode not visible in classifier_status")
+	}
+}
+
+func TestRejectingLLMServerFallsBackToLocalAndSaysSo(t *testing.T) {
+	fake := &fakeoai.Server{Script: func(int, openai.ChatCompletionRequest) (fakeoai.Reply, bool) { return fakeoai.Reply{Status: 401}, true }}
+	e := start(t, fake)
+	ids := e.insert(t, 4)
+	e.publish(t, ids, "1")
+	testkit.Eventually(t, 60*time.Second, func() bool { return e.doneCount(t) == 4 }, "4 emails classified despite the LLM rejecting")
+	var nonLocal, deadLetters int
+	_ = e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM classifications WHERE backend <> 'local'`).Scan(&nonLocal)
+	_ = e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM dead_letters`).Scan(&deadLetters)
+	if nonLocal != 0 || deadLetters != 0 {
+		t.Errorf("non-local classifications %d, dead letters %d", nonLocal, deadLetters)
+	}
+	var msg string
+	_ = e.db.Pool.QueryRow(context.Background(), `SELECT message FROM classifier_status WHERE id = 'classifier'`).Scan(&msg)
+	if !strings.Contains(msg, "rejects") {
+		t.Errorf("status message = %q", msg)
 	}
 }

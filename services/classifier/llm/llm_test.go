@@ -200,14 +200,25 @@ func TestTransientFailuresAreRetriedWithBackoff(t *testing.T) {
 			}
 		})
 	}
-	t.Run("400 is not retried", func(t *testing.T) {
+	t.Run("400 to json_schema falls back to json_object once", func(t *testing.T) {
 		fake := &fakeoai.Server{Script: fakeoai.Sequence(fakeoai.Reply{Status: 400})}
 		f := newFixture(t, fake, nil)
-		if _, err := f.b.Classify(context.Background(), emails(t, 1)); err == nil {
-			t.Fatal("400 did not fail")
+		if _, err := f.b.Classify(context.Background(), emails(t, 1)); err != nil {
+			t.Fatal(err)
+		}
+		calls := fake.Calls()
+		if len(calls) != 3 || calls[1].ResponseFormat.Type != openai.ChatCompletionResponseFormatTypeJSONObject || calls[2].ResponseFormat.Type != openai.ChatCompletionResponseFormatTypeJSONObject {
+			t.Errorf("calls = %d, formats after the 400 not json_object", len(calls))
+		}
+	})
+	t.Run("other 4xx is rejected without retry", func(t *testing.T) {
+		fake := &fakeoai.Server{Script: func(int, openai.ChatCompletionRequest) (fakeoai.Reply, bool) { return fakeoai.Reply{Status: 401}, true }}
+		f := newFixture(t, fake, nil)
+		if _, err := f.b.Classify(context.Background(), emails(t, 1)); !errors.Is(err, llm.ErrRejected) {
+			t.Fatalf("err = %v, want ErrRejected", err)
 		}
 		if len(fake.Calls()) != 1 {
-			t.Errorf("400 retried: %d calls", len(fake.Calls()))
+			t.Errorf("401 retried: %d calls", len(fake.Calls()))
 		}
 	})
 	t.Run("retries give up", func(t *testing.T) {
