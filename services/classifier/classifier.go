@@ -298,12 +298,26 @@ func (s *Service) classify(ctx context.Context, batch []core.Email) ([]core.Clas
 		if err == nil {
 			return cls, nil
 		}
-		if !errors.Is(err, llm.ErrBudgetDeferred) && !errors.Is(err, llm.ErrBudgetExhausted) {
+		switch {
+		case errors.Is(err, llm.ErrBudgetDeferred), errors.Is(err, llm.ErrBudgetExhausted):
+			s.log.InfoContext(ctx, "LLM budget: using the local classifier", "reason", err, "emails", len(batch))
+		case errors.Is(err, llm.ErrRejected):
+			// A configuration problem (bad key, unknown model): retrying would
+			// dead-letter every email, so classify locally and tell the user.
+			s.log.ErrorContext(ctx, "LLM server rejects requests: using the local classifier", "err", err, "emails", len(batch))
+			s.setMessage(ctx, "LLM server rejects requests ("+err.Error()+"): mail is classified locally until the configuration is fixed")
+		default:
 			return nil, err
 		}
-		s.log.InfoContext(ctx, "LLM budget: using the local classifier", "reason", err, "emails", len(batch))
 	}
 	return s.local.Classify(ctx, batch)
+}
+
+// setMessage records a message for the user in classifier_status.
+func (s *Service) setMessage(ctx context.Context, msg string) {
+	if _, err := s.db.Pool.Exec(ctx, `UPDATE classifier_status SET message = $1, updated_at = now() WHERE id = 'classifier'`, msg); err != nil {
+		s.log.ErrorContext(ctx, "record classifier status", "err", err)
+	}
 }
 
 func (s *Service) announce(ctx context.Context, id string) error {

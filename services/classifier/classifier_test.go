@@ -6,9 +6,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
@@ -17,6 +20,7 @@ import (
 	"github.com/ownyou/home/services/classifier/eval"
 	"github.com/ownyou/home/services/classifier/fakeoai"
 	"github.com/ownyou/home/services/classifier/internal/testenv"
+	"github.com/ownyou/home/services/classifier/profile"
 )
 
 func TestMain(m *testing.M) { testkit.Main(m) }
@@ -294,5 +298,54 @@ func TestWithoutWordVectorsItDegradesToRulesAndSaysSo(t *testing.T) {
 	_ = db.Pool.QueryRow(context.Background(), `SELECT message FROM classifier_status WHERE id = 'classifier'`).Scan(&msg)
 	if msg == "" {
 		t.Error("degraded mode not visible in classifier_status")
+	}
+}
+
+func TestRejectingLLMServerFallsBackToLocalAndSaysSo(t *testing.T) {
+	fake := &fakeoai.Server{Script: func(int, openai.ChatCompletionRequest) (fakeoai.Reply, bool) { return fakeoai.Reply{Status: 401}, true }}
+	e := start(t, fake)
+	ids := e.insert(t, 4)
+	e.publish(t, ids, "1")
+	testkit.Eventually(t, 60*time.Second, func() bool { return e.doneCount(t) == 4 }, "4 emails classified despite the LLM rejecting")
+	var nonLocal, deadLetters int
+	_ = e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM classifications WHERE backend <> 'local'`).Scan(&nonLocal)
+	_ = e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM dead_letters`).Scan(&deadLetters)
+	if nonLocal != 0 || deadLetters != 0 {
+		t.Errorf("non-local classifications %d, dead letters %d", nonLocal, deadLetters)
+	}
+	var msg string
+	_ = e.db.Pool.QueryRow(context.Background(), `SELECT message FROM classifier_status WHERE id = 'classifier'`).Scan(&msg)
+	if !strings.Contains(msg, "rejects") {
+		t.Errorf("status message = %q", msg)
+	}
+}
+
+func TestDecaySweepMatchesTheProfileFormula(t *testing.T) {
+	db := testkit.DB(t)
+	r := &repo{pool: db.Pool}
+	now := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO profile (taxonomy, category_id, confidence, raw_confidence, last_evidence_at, disputed) VALUES
+		('content-3.1','653',0.5,0.5,$1,false), ('content-3.1','1',0.9,0.9,$2,false), ('content-3.1','42',0.7,0.7,$1,true)`,
+		now.Add(-10*7*24*time.Hour), now.Add(-300*7*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.decay(ctx, now); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"653": profile.Decay(0.5, 10), "1": 0, "42": 0}
+	rows, err := db.Pool.Query(ctx, `SELECT category_id, confidence FROM profile`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id string
+		var c float32
+		if err := rows.Scan(&id, &c); err != nil {
+			t.Fatal(err)
+		}
+		if d := float64(c) - want[id]; d > 1e-4 || d < -1e-4 {
+			t.Errorf("category %s decayed to %v, want %v", id, c, want[id])
+		}
 	}
 }

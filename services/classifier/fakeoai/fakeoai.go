@@ -170,7 +170,10 @@ func Auto(req openai.ChatCompletionRequest) string {
 		b, _ := json.Marshal(map[string]any{"verdicts": out})
 		return string(b)
 	}
-	type cand struct{ id, path string }
+	type cand struct {
+		id    string
+		words []string
+	}
 	var cands []cand
 	if i := strings.Index(user, markCandidates); i >= 0 {
 		for _, line := range strings.Split(user[i+len(markCandidates):], "\n") {
@@ -185,7 +188,7 @@ func Auto(req openai.ChatCompletionRequest) string {
 			if !ok {
 				break
 			}
-			cands = append(cands, cand{id, strings.ToLower(path)})
+			cands = append(cands, cand{id, reWord.FindAllString(strings.ToLower(path), -1)})
 		}
 	}
 	type item struct {
@@ -201,7 +204,7 @@ func Auto(req openai.ChatCompletionRequest) string {
 		best, bestScore := "", 0
 		for _, c := range cands {
 			score := 0
-			for _, w := range reWord.FindAllString(c.path, -1) {
+			for _, w := range c.words {
 				if strings.Contains(text, w) {
 					score++
 				}

@@ -25,6 +25,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -87,15 +88,21 @@ var (
 	ErrConfig = errors.New("llm classifier: bad config")
 	// ErrAnswer reports an answer still invalid after the corrective retry.
 	ErrAnswer = errors.New("llm classifier: invalid answer after retry")
+	// ErrRejected reports a request the server refuses (4xx other than 429):
+	// retrying cannot help until the configuration changes.
+	ErrRejected = errors.New("llm classifier: request rejected by the server")
 )
 
 // Backend is the LLM classifier.
 type Backend struct {
-	cfg    Config
-	client *openai.Client
-	sem    chan struct{}
-	log    *slog.Logger
-	short  *shortlister
+	cfg Config
+	// jsonObject is set once the server has refused json_schema: later calls
+	// ask for json_object instead.
+	jsonObject atomic.Bool
+	client     *openai.Client
+	sem        chan struct{}
+	log        *slog.Logger
+	short      *shortlister
 }
 
 // New builds the backend and embeds the category paths for the shortlist.
@@ -413,17 +420,17 @@ func sectionTitle(s taxonomy.Section) string {
 // complete makes one chat completion with retries, the process-wide
 // concurrency bound, a per-call timeout and token accounting.
 func (b *Backend) complete(ctx context.Context, op string, msgs []openai.ChatCompletionMessage, schemaName string, schema json.Marshaler) (string, error) {
-	req := openai.ChatCompletionRequest{Model: b.cfg.Model, Messages: msgs, Temperature: 0}
-	if b.cfg.JSONObject {
-		req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONObject}
-	} else {
-		req.ResponseFormat = &openai.ChatCompletionResponseFormat{
-			Type:       openai.ChatCompletionResponseFormatTypeJSONSchema,
-			JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{Name: schemaName, Schema: schema, Strict: true},
-		}
-	}
 	var lastErr error
 	for attempt := 0; attempt <= b.cfg.MaxRetries; attempt++ {
+		req := openai.ChatCompletionRequest{Model: b.cfg.Model, Messages: msgs, Temperature: 0}
+		if b.cfg.JSONObject || b.jsonObject.Load() {
+			req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONObject}
+		} else {
+			req.ResponseFormat = &openai.ChatCompletionResponseFormat{
+				Type:       openai.ChatCompletionResponseFormatTypeJSONSchema,
+				JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{Name: schemaName, Schema: schema, Strict: true},
+			}
+		}
 		if attempt > 0 {
 			d := b.cfg.Backoff << (attempt - 1)
 			d += time.Duration(rand.Int64N(int64(d)/2 + 1))
@@ -467,11 +474,30 @@ func (b *Backend) complete(ctx context.Context, op string, msgs []openai.ChatCom
 		}
 		lastErr = err
 		if !retryable(err) {
-			return "", fmt.Errorf("%s call: %w", op, err)
+			// A server without structured outputs refuses json_schema with a
+			// 400: fall back to json_object (parsed tolerantly) once.
+			if status(err) == http.StatusBadRequest && !b.cfg.JSONObject && !b.jsonObject.Load() {
+				b.jsonObject.Store(true)
+				b.log.WarnContext(ctx, "llm server refused json_schema; using json_object", "err", err)
+				continue
+			}
+			return "", fmt.Errorf("%s call: %w: %w", op, ErrRejected, err)
 		}
 		b.log.InfoContext(ctx, "llm call failed, retrying", "op", op, "attempt", attempt+1, "err", err)
 	}
 	return "", fmt.Errorf("%s call: %d attempts: %w", op, b.cfg.MaxRetries+1, lastErr)
+}
+
+func status(err error) int {
+	var api *openai.APIError
+	if errors.As(err, &api) {
+		return api.HTTPStatusCode
+	}
+	var re *openai.RequestError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode
+	}
+	return 0
 }
 
 // retryable: rate limits, server errors, timeouts and connection failures.

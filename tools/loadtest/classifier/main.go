@@ -134,7 +134,9 @@ func envConfig(cfg *classifier.Config, common *app.Common) error {
 }
 
 // swapHandler lets each run use a fresh fake server (fresh call counts).
-type swapHandler struct{ h atomic.Pointer[fakeoai.Server] }
+type swapHandler struct {
+	h atomic.Pointer[fakeoai.Server]
+}
 
 func (s *swapHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.h.Load().ServeHTTP(w, r) }
 
