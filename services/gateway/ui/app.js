@@ -179,7 +179,8 @@ function onPipeline(p) {
 
 // ---------- router ----------
 function route() {
-  const parts = (location.hash.replace(/^#\/?/, '') || 'feed').split('/').map(decodeURIComponent);
+  const path = location.hash.replace(/^#\/?/, '').split('?')[0];
+  const parts = (path || 'feed').split('/').map(decodeURIComponent);
   render(parts[0], parts.slice(1));
 }
 
@@ -534,7 +535,7 @@ async function viewSources(box) {
   // Upload
   const file = h('input', { type: 'file', id: 'upload-file', accept: '.mbox,.eml,.mbx,application/mbox,message/rfc822' });
   const prog = h('div', { id: 'upload-progress' });
-  const upBtn = h('button', { class: 'primary', type: 'submit', text: 'Upload' });
+  const upBtn = h('button', { class: 'primary', type: 'submit', id: 'upload-submit', text: 'Upload' });
   const form = h('form', { class: 'card', onsubmit: (ev) => { ev.preventDefault(); if (file.files[0]) upload(file.files[0], prog, upBtn); } },
     h('h2', { style: 'margin-top:0', text: 'Upload an mbox or .eml file' }),
     h('p', { class: 'muted small', text: 'Export from Gmail Takeout, Thunderbird or Apple Mail. Large files are fine; importing the same file twice adds nothing.' }),
@@ -664,7 +665,7 @@ async function viewSettings(box) {
   const del = h('button', { class: 'danger solid', text: 'Delete everything', disabled: true });
   confirmIn.oninput = () => { del.disabled = confirmIn.value !== 'DELETE'; };
   del.onclick = () => run(del, async () => { await api('POST', '/api/v1/delete-everything', { confirm: confirmIn.value }); confirmIn.value = ''; toast('All mail and derived data deleted'); });
-  const out = h('button', { text: 'Sign out' });
+  const out = h('button', { id: 'signout', text: 'Sign out' });
   out.onclick = () => run(out, async () => { await api('POST', '/api/v1/auth/logout'); showAuth(false); });
   box.append(h('div', { class: 'card' }, h('h2', { style: 'margin-top:0', text: 'Your data' }),
     h('div', { class: 'row' }, h('a', { href: '/api/v1/export?format=json', download: '', text: '⬇ Export everything (JSON)' }), h('span', { class: 'muted', text: '·' }), h('a', { href: '/api/v1/export?format=mbox', download: '', text: '⬇ Export all mail (mbox)' })),
