@@ -237,7 +237,7 @@ function missionCard(m) {
   for (const [val, emo, label] of RATINGS) {
     const b = h('button', { class: m.rating === val ? 'on' : '', title: label, 'aria-label': label, 'data-rating': val, text: emo });
     b.onclick = () => run(b, async () => {
-      await api('POST', '/api/v1/missions/' + encodeURIComponent(m.id) + '/feedback', { rating: val, kind: 'rating', value: val });
+      await api('POST', '/api/v1/missions/' + encodeURIComponent(m.id) + '/feedback', { kind: 'rate', rating: val });
       m.rating = val;
       for (const x of hearts.children) x.classList.toggle('on', x.dataset.rating === val);
       toast('Thanks — noted “' + label + '”');
@@ -245,18 +245,25 @@ function missionCard(m) {
     hearts.append(b);
   }
   const actions = h('div', { class: 'row' });
-  for (const a of (Array.isArray(m.actions) ? m.actions : [])) {
-    const id = a.id || a.kind || a.type || a.label;
-    const label = a.label || a.title || id;
-    if (a.url && /^https?:/i.test(a.url)) { actions.append(h('a', { href: a.url, target: '_blank', rel: 'noopener noreferrer', text: label + ' ↗' })); continue; }
-    const b = h('button', { text: label });
+  const acts = [m.primary_action, ...(m.secondary_actions || [])].filter(Boolean);
+  acts.forEach((a, i) => {
+    const label = a.label || a.kind;
+    const b = h('button', { class: i === 0 ? 'primary small' : 'small', text: label });
     b.onclick = () => run(b, async () => {
-      await api('POST', '/api/v1/missions/' + encodeURIComponent(m.id) + '/actions', { action: id });
+      const r = await api('POST', '/api/v1/missions/' + encodeURIComponent(m.id) + '/actions', { action: i }) || {};
+      if (r.email_url) { location.hash = '#/mail/' + encodeURIComponent(r.email_url.split('/').pop()); return; }
+      if (r.search_url) { location.hash = '#/search?q=' + encodeURIComponent(new URL(r.search_url, location.origin).searchParams.get('q') || ''); return; }
+      if (r.ics) {
+        const url = URL.createObjectURL(new Blob([r.ics], { type: 'text/calendar' }));
+        const dl = h('a', { href: url, download: (m.title || 'event').replace(/[^\w -]/g, '') + '.ics' });
+        document.body.append(dl); dl.click(); dl.remove(); URL.revokeObjectURL(url);
+      }
       toast(label + ' — done');
-      render('feed', [], true);
     });
     actions.append(b);
-  }
+  });
+  const details = h('dl', { class: 'small', style: 'margin:0;display:grid;grid-template-columns:auto 1fr;gap:.1rem .6rem' });
+  for (const d of m.details || []) details.append(h('dt', { class: 'muted', text: d.label }), h('dd', { style: 'margin:0', text: d.value }));
   const why = h('button', { class: 'why', text: 'Why this mission?' });
   why.onclick = () => run(why, async () => {
     if (!evBox.hidden) { evBox.hidden = true; return; }
@@ -272,6 +279,7 @@ function missionCard(m) {
       h('span', { class: 'spacer' }), m.urgency > 0 ? h('span', { class: 'tag warn', text: 'urgency ' + m.urgency }) : null),
     h('h3', { text: m.title || '(untitled)' }),
     m.summary ? h('p', { style: 'margin:0', text: m.summary }) : null,
+    details.children.length ? details : null,
     actions.children.length ? actions : null,
     h('div', { class: 'row' }, hearts, h('span', { class: 'spacer' }), why),
     evBox);
@@ -285,7 +293,7 @@ function evidenceList(ev) {
     const id = typeof e === 'string' ? e : (e.email_id || e.id);
     const label = typeof e === 'string' ? e : (e.subject || e.title || e.email_id || 'email');
     ul.append(h('li', {}, id ? h('a', { href: '#/mail/' + encodeURIComponent(id), class: 'evidence-link', text: label }) : h('span', { text: label }),
-      e.reason || e.snippet || e.quote ? h('div', { class: 'muted small', text: e.reason || e.quote || e.snippet }) : null));
+      e.excerpt || e.reason || e.snippet ? h('div', { class: 'muted small', text: e.excerpt || e.reason || e.snippet }) : null));
   }
   return h('div', {}, h('b', { class: 'small', text: 'Based on these emails:' }), ul);
 }
@@ -317,13 +325,12 @@ function titleCase(s) { return String(s).replace(/[_-]/g, ' ').replace(/^\w/, (c
 
 function profileRow(it) {
   const conf = Math.max(0, Math.min(1, it.confidence || 0));
-  const name = it.name || it.label || it.path || it.category_id || it.id;
+  const name = it.path || it.name || it.label || it.category_id || it.id;
   const row = h('div', { style: 'padding:.5rem 0;border-bottom:1px solid var(--line)' });
   const evBox = h('div', { class: 'evidence', hidden: true });
   const dispute = h('button', { class: 'small', text: it.disputed ? 'Disputed' : 'Not me', disabled: !!it.disputed });
   dispute.onclick = () => run(dispute, async () => {
-    const body = { taxonomy: it.taxonomy, category_id: it.category_id || it.id };
-    await api('POST', it.dispute_url || '/api/v1/profile/dispute', body);
+    await api('POST', '/api/v1/profile/' + encodeURIComponent(it.taxonomy) + '/' + encodeURIComponent(it.category_id) + '/dispute', { disputed: true });
     dispute.textContent = 'Disputed'; dispute.disabled = true; toast('Removed from your profile');
   });
   const evBtn = h('button', { class: 'small', text: 'Evidence (' + (it.evidence_count ?? (it.evidence || []).length) + ')' });
@@ -378,7 +385,7 @@ async function viewMail(box, args) {
 
 function mailItem(e) {
   return h('a', { class: 'item', href: '#/mail/' + encodeURIComponent(e.id || e.email_id) },
-    h('div', { class: 'meta' }, h('span', { class: 'from', text: e.from_name || e.from_addr || '(unknown sender)' }), h('span', { text: fmtDate(e.sent_at || e.ingested_at) })),
+    h('div', { class: 'meta' }, h('span', { class: 'from', text: e.from_name || e.from_addr || '(unknown sender)' }), h('span', { text: fmtDate(e.sent_at || e.date || e.ingested_at) })),
     h('div', { class: 'subj', text: e.subject || '(no subject)' }),
     h('div', { class: 'snip', text: e.snippet || '' }),
     e.score !== undefined ? h('div', { class: 'muted small', text: 'match ' + Number(e.score).toFixed(2) }) : null);
@@ -440,15 +447,18 @@ async function viewSearch(box) {
   box.append(h('h1', { text: 'Search' }), form);
   if (!params.get('q')) { box.append(empty('Search everything you have received', 'Hybrid search combines meaning and exact words. Nothing leaves this server.')); return; }
   const results = h('div', { class: 'list', id: 'search-results' });
-  let hits, note = '';
+  let hits, note = '', searchWarnings = [];
   try {
-    hits = list(await api('GET', '/api/v1/search?' + params), 'results', 'hits', 'emails');
+    const sr = await api('GET', '/api/v1/search?' + params);
+    hits = list(sr, 'hits', 'results', 'emails');
+    searchWarnings = sr.warnings || [];
   } catch (e) {
     if (!missing(e)) throw e;
     note = 'Semantic search is not installed in this build; showing subject and sender matches.';
     hits = (await api('GET', '/api/v1/emails?limit=50&q=' + encodeURIComponent(params.get('q')) + (params.get('from') ? '&from=' + encodeURIComponent(params.get('from')) : ''))).emails;
   }
   if (note) box.append(h('p', { class: 'muted small', text: note }));
+  for (const w of (searchWarnings || [])) box.append(h('p', { class: 'muted small', text: '⚠ ' + w }));
   if (!hits.length) { box.append(empty('Nothing found', 'Try fewer or different words.')); return; }
   for (const r of hits) results.append(mailItem(r.email ? { ...r.email, score: r.score } : r));
   box.append(h('p', { class: 'muted small', text: hits.length + ' results' }), results);
@@ -532,6 +542,9 @@ async function drawDeadLetters(root) {
 // ---------- sources ----------
 async function viewSources(box) {
   box.append(h('h1', { text: 'Sources' }));
+  const back = new URLSearchParams(location.hash.split('?')[1] || '');
+  if (back.get('error')) box.append(h('p', { class: 'warnbox', text: back.get('error') }));
+  if (back.get('connected')) box.append(h('p', { class: 'card', text: '✓ Account connected; the first sync has started.' }));
   // Upload
   const file = h('input', { type: 'file', id: 'upload-file', accept: '.mbox,.eml,.mbx,application/mbox,message/rfc822' });
   const prog = h('div', { id: 'upload-progress' });
@@ -555,9 +568,9 @@ async function viewSources(box) {
   }
   box.append(srcCard);
   // Gmail
-  const redirect = gmailInfo.redirect_uri || location.origin + '/api/v1/sources/gmail/callback';
+  const redirect = gmailInfo.redirect_uri || location.origin + '/api/v1/oauth/google/callback';
   const gBtn = h('button', { class: 'primary', text: 'Connect Gmail', disabled: sources === null });
-  gBtn.onclick = () => run(gBtn, async () => { const r = await api('POST', '/api/v1/sources/gmail/connect'); if (r && r.auth_url) location.href = r.auth_url; });
+  gBtn.onclick = () => { location.href = '/api/v1/oauth/google/start'; };
   box.append(h('div', { class: 'card' }, h('h2', { style: 'margin-top:0', text: 'Gmail' }),
     h('p', { class: 'small' }, 'In Google Cloud Console, create an OAuth client (type “Web application”) and register exactly this redirect URI:'),
     h('p', {}, h('span', { class: 'code', id: 'redirect-uri', text: redirect })),
@@ -568,7 +581,7 @@ async function viewSources(box) {
   const field = (name, label, type, extra) => h('label', {}, label, (f[name] = h('input', { name, type: type || 'text', ...extra })));
   const imBtn = h('button', { class: 'primary', type: 'submit', text: 'Connect IMAP', disabled: sources === null });
   box.append(h('form', { class: 'card', onsubmit: (ev) => { ev.preventDefault(); run(imBtn, async () => {
-    await api('POST', '/api/v1/sources', { kind: 'imap', host: f.host.value, port: Number(f.port.value), username: f.username.value, password: f.password.value, tls: true, mailbox: f.mailbox.value || 'INBOX' });
+    await api('POST', '/api/v1/sources', { kind: 'imap', name: f.username.value, host: f.host.value, port: Number(f.port.value), security: 'tls', username: f.username.value, password: f.password.value, folders: [f.mailbox.value || 'INBOX'] });
     toast('IMAP account added'); render('sources');
   }); } }, h('h2', { style: 'margin-top:0', text: 'IMAP account' }),
   h('div', { class: 'grid2' }, field('host', 'Server', 'text', { placeholder: 'imap.example.com', required: true }), field('port', 'Port', 'number', { value: '993', required: true }),
