@@ -57,6 +57,8 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-s.stopping:
+			return
 		case m := <-msgs:
 			var env struct {
 				Type string          `json:"type"`

@@ -46,6 +46,9 @@ type Server struct {
 	limiter *loginLimiter
 	// policy sanitizes email HTML; a bluemonday policy is safe for concurrent use once built.
 	policy *bluemonday.Policy
+	// stopping is closed when Run begins shutting down, so long-lived
+	// responses (event streams) end and Shutdown does not wait for them.
+	stopping chan struct{}
 }
 
 // New builds the gateway, creates the admin from OWNYOU_ADMIN_PASSWORD when
@@ -61,7 +64,7 @@ func New(cfg Config, d app.Deps) (*Server, error) {
 		cfg.EventsInterval = 2 * time.Second
 	}
 	s := &Server{cfg: cfg, db: d.DB, bus: d.Bus, log: d.Log.With("service", "gateway"), health: d.Health,
-		limiter: newLoginLimiter(cfg.LoginPerMinute, cfg.LoginPerMinute), policy: mailPolicy()}
+		limiter: newLoginLimiter(cfg.LoginPerMinute, cfg.LoginPerMinute), policy: mailPolicy(), stopping: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.ensureAdminFromEnv(ctx); err != nil {
@@ -97,6 +100,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w", err)
 	case <-ctx.Done():
 	}
+	close(s.stopping)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -408,3 +408,85 @@ func TestEventsStreamMissionsAndPipeline(t *testing.T) {
 		t.Fatalf("events %v", seen)
 	}
 }
+
+func TestExportCarriesEverythingButSecrets(t *testing.T) {
+	e := start(t, nil)
+	ctx := context.Background()
+	now := time.Now()
+	raw := "Message-ID: <x@y>\r\nSubject: hello export\r\n\r\nFrom the body\r\n"
+	if _, err := e.db.InsertEmail(ctx, store.Email{MessageID: "x@y", ContentHash: "h", Subject: "hello export", FromAddr: "a@b", SentAt: &now, Raw: []byte(raw)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, format string
+		check        func(t *testing.T, body string)
+	}{
+		{"json holds the email without its raw bytes", "json", func(t *testing.T, body string) {
+			var doc map[string]json.RawMessage
+			if err := json.Unmarshal([]byte(body), &doc); err != nil {
+				t.Fatalf("export is not JSON: %v\n%s", err, body)
+			}
+			var emails []map[string]any
+			if err := json.Unmarshal(doc["emails"], &emails); err != nil {
+				t.Fatalf("emails: %v", err)
+			}
+			if len(emails) != 1 || emails[0]["subject"] != "hello export" {
+				t.Fatalf("emails %v", emails)
+			}
+			if _, ok := emails[0]["raw_zstd"]; ok {
+				t.Fatal("export carries the compressed raw bytes")
+			}
+		}},
+		{"mbox holds the original with From_ lines quoted", "mbox", func(t *testing.T, body string) {
+			if !strings.HasPrefix(body, "From a@b ") || !strings.Contains(body, "Subject: hello export") || !strings.Contains(body, "\n>From the body") {
+				t.Fatalf("mbox:\n%s", body)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", e.url+"/api/v1/export?format="+tc.format, nil)
+			req.Header.Set("Authorization", "Bearer "+adminToken)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			tc.check(t, string(b))
+		})
+	}
+}
+
+func TestShutdownDoesNotWaitForOpenEventStreams(t *testing.T) {
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	s, err := gateway.New(gateway.Config{HTTPAddr: "127.0.0.1:0", AdminToken: adminToken}, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	req, _ := http.NewRequest("GET", "http://"+s.Addr()+"/api/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if _, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown waited for the open event stream")
+	}
+}

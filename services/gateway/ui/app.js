@@ -395,7 +395,8 @@ async function viewReader(box, id) {
   const e = await api('GET', '/api/v1/emails/' + encodeURIComponent(id));
   const frame = h('iframe', { class: 'mail', sandbox: 'allow-popups allow-popups-to-escape-sandbox', referrerpolicy: 'no-referrer', title: 'Email body', id: 'mail-frame' });
   let images = false;
-  const imgBtn = h('button', { class: 'small', text: 'Show remote images' });
+  try { images = !!(await api('GET', '/api/v1/settings')).remote_images; } catch (_) { /* default: blocked */ }
+  const imgBtn = h('button', { class: 'small', text: images ? 'Block remote images' : 'Show remote images' });
   const load = async () => {
     const resp = await fetch('/api/v1/emails/' + encodeURIComponent(id) + '/html' + (images ? '?images=1' : ''), { credentials: 'same-origin' });
     if (!resp.ok) throw new APIError(resp.status, 'html', 'Could not load the message body');
