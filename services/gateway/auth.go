@@ -104,6 +104,9 @@ func (s *Server) checkPassword(ctx context.Context, password string) error {
 func (s *Server) newSession(w http.ResponseWriter, r *http.Request) (string, error) {
 	tok, csrf := randomToken(), randomToken()
 	exp := time.Now().Add(s.cfg.SessionTTL)
+	if _, err := s.db.Pool.Exec(r.Context(), `DELETE FROM auth_sessions WHERE expires_at < now()`); err != nil {
+		return "", fmt.Errorf("expire sessions: %w", err)
+	}
 	if _, err := s.db.Pool.Exec(r.Context(), `INSERT INTO auth_sessions (token_hash, csrf_token, expires_at) VALUES ($1, $2, $3)`,
 		hashToken(tok), csrf, exp); err != nil {
 		return "", fmt.Errorf("store session: %w", err)
