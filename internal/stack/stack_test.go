@@ -46,6 +46,7 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	}
 	cfg.Embedder.Model, cfg.Embedder.ORTLib = graph, models.ORTLib()
 	cfg.Embedder.Vocab = filepath.Join(testkit.SharedDir(t), "models", "all-MiniLM-L6-v2", "vocab.txt")
+	cfg.Gateway.AdminToken = testToken
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -84,6 +85,29 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	return baseURL, db
 }
 
+// testToken is the OWNYOU_ADMIN_TOKEN of the test stack; every API call sends it.
+const testToken = "test-admin-token-0123456789"
+
+// get and post call the API as the admin, with the bearer token.
+func get(url string) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	return http.DefaultClient.Do(req)
+}
+
+func post(url, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequest(http.MethodPost, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	return http.DefaultClient.Do(req)
+}
+
 func upload(t *testing.T, baseURL, name string, content []byte) map[string]any {
 	t.Helper()
 	var body bytes.Buffer
@@ -91,7 +115,7 @@ func upload(t *testing.T, baseURL, name string, content []byte) map[string]any {
 	fw, _ := mw.CreateFormFile("file", name)
 	fw.Write(content)
 	mw.Close()
-	resp, err := http.Post(baseURL+"/api/v1/imports", mw.FormDataContentType(), &body)
+	resp, err := post(baseURL+"/api/v1/imports", mw.FormDataContentType(), &body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +130,7 @@ func upload(t *testing.T, baseURL, name string, content []byte) map[string]any {
 
 func getJSON(t *testing.T, url string, v any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +253,7 @@ func TestBadUploadsGetClearErrors(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := http.Post(baseURL+"/api/v1/imports", tc.contentType, bytes.NewBufferString(tc.body))
+			resp, err := post(baseURL+"/api/v1/imports", tc.contentType, bytes.NewBufferString(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -243,8 +267,18 @@ func TestBadUploadsGetClearErrors(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a request without credentials is refused", func(t *testing.T) {
+		resp, err := http.Get(baseURL + "/api/v1/emails")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("status %d, want 401", resp.StatusCode)
+		}
+	})
 	t.Run("an unknown import is not found", func(t *testing.T) {
-		resp, err := http.Get(baseURL + "/api/v1/imports/imp_nope")
+		resp, err := get(baseURL + "/api/v1/imports/imp_nope")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -98,3 +98,33 @@ func newID(prefix string) string {
 	_, _ = rand.Read(b)
 	return prefix + "_" + hex.EncodeToString(b)
 }
+
+// listImports answers GET /api/v1/imports: the 50 newest imports with progress.
+func (s *Server) listImports(w http.ResponseWriter, r *http.Request) {
+	rows, err := s.db.Pool.Query(r.Context(), `SELECT id FROM imports ORDER BY created_at DESC LIMIT 50`)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("list imports: %w", err))
+		return
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			s.fail(w, r, fmt.Errorf("list imports: %w", err))
+			return
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	out := make([]store.Import, 0, len(ids))
+	for _, id := range ids {
+		im, err := s.db.GetImport(r.Context(), id)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		out = append(out, im)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"imports": out})
+}

@@ -1,7 +1,14 @@
 package gateway
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/store"
@@ -10,23 +17,37 @@ import (
 // stageView is one stage in GET /api/v1/pipeline.
 type stageView struct {
 	store.StageCount
-	QueueDepth  uint64 `json:"queue_depth"`  // messages waiting in the stage's consumer
-	InFlight    int    `json:"in_flight"`    // handed to a worker, not yet acknowledged
-	DeadLetters int    `json:"dead_letters"` // unresolved dead letters of the stage
+	QueueDepth     uint64 `json:"queue_depth"`     // messages waiting in the stage's consumer
+	InFlight       int    `json:"in_flight"`       // handed to a worker, not yet acknowledged
+	DeadLetters    int    `json:"dead_letters"`    // unresolved dead letters of the stage
+	WorkersWaiting int    `json:"workers_waiting"` // open pull requests: workers alive and idle or asking for more
+	Paused         bool   `json:"paused"`          // the stage's consumer is paused
+	Controllable   bool   `json:"controllable"`    // pause/resume/reprocess apply to this stage
+}
+
+type pipelineResponse struct {
+	Stages []stageView `json:"stages"`
+	At     time.Time   `json:"at"`
 }
 
 // pipeline answers GET /api/v1/pipeline with per-stage counts.
 func (s *Server) pipeline(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	counts, err := s.db.PipelineCounts(ctx)
+	v, err := s.pipelineView(r.Context())
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func (s *Server) pipelineView(ctx context.Context) (pipelineResponse, error) {
+	counts, err := s.db.PipelineCounts(ctx)
+	if err != nil {
+		return pipelineResponse{}, err
+	}
 	dls, err := s.db.ListDeadLetters(ctx, "", 1000)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return pipelineResponse{}, err
 	}
 	perStage := map[string]int{}
 	for _, d := range dls {
@@ -36,14 +57,205 @@ func (s *Server) pipeline(w http.ResponseWriter, r *http.Request) {
 	for i, st := range bus.Stages() {
 		v := stageView{StageCount: counts[i], DeadLetters: perStage[st.Name]}
 		if st.Consumer != "" {
-			pending, inflight, err := s.bus.ConsumerLag(ctx, bus.StreamEmails, st.Consumer)
-			if err == nil {
-				v.QueueDepth, v.InFlight = pending, inflight
+			v.Controllable = true
+			if c, err := s.bus.JetStream().Consumer(ctx, bus.StreamEmails, st.Consumer); err == nil {
+				if info, err := c.Info(ctx); err == nil {
+					v.QueueDepth, v.InFlight = info.NumPending, info.NumAckPending
+					v.WorkersWaiting, v.Paused = info.NumWaiting, info.Paused
+				}
 			}
 		} else {
 			v.DeadLetters = perStage[bus.ConsumerIngestImports]
 		}
 		stages = append(stages, v)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"stages": stages})
+	return pipelineResponse{Stages: stages, At: time.Now().UTC()}, nil
+}
+
+// consumerOf returns the durable consumer of a controllable stage.
+func consumerOf(stage string) (string, bool) {
+	for _, st := range bus.Stages() {
+		if st.Name == stage && st.Consumer != "" {
+			return st.Consumer, true
+		}
+	}
+	return "", false
+}
+
+// pauseStage answers POST /api/v1/pipeline/{stage}/pause: the stage's
+// JetStream consumer stops handing out messages (to every replica) until resumed.
+func (s *Server) pauseStage(w http.ResponseWriter, r *http.Request) {
+	s.setPaused(w, r, true)
+}
+
+// resumeStage answers POST /api/v1/pipeline/{stage}/resume.
+func (s *Server) resumeStage(w http.ResponseWriter, r *http.Request) {
+	s.setPaused(w, r, false)
+}
+
+func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, pause bool) {
+	stage := r.PathValue("stage")
+	cons, ok := consumerOf(stage)
+	if !ok {
+		writeError(w, r, http.StatusNotFound, "no_such_stage", "no stage "+strconv.Quote(stage)+" can be paused (embedder, classifier, agents can)")
+		return
+	}
+	var err error
+	if pause {
+		_, err = s.bus.JetStream().PauseConsumer(r.Context(), bus.StreamEmails, cons, time.Now().AddDate(100, 0, 0))
+	} else {
+		_, err = s.bus.JetStream().ResumeConsumer(r.Context(), bus.StreamEmails, cons)
+	}
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		writeError(w, r, http.StatusConflict, "stage_not_running", "the "+stage+" stage has not started yet; start its service first")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("pause %s: %w", stage, err))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"stage": stage, "paused": pause})
+}
+
+// reprocessStage answers POST /api/v1/pipeline/{stage}/reprocess?mode=missing|all:
+// it re-publishes the stage's input message for every email the stage has not
+// finished (missing, the default) or for every email (all). Handlers are
+// idempotent, so reprocessing is always safe.
+func (s *Server) reprocessStage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	stage := r.PathValue("stage")
+	if _, ok := consumerOf(stage); !ok {
+		writeError(w, r, http.StatusNotFound, "no_such_stage", "no stage "+strconv.Quote(stage)+" can be reprocessed (embedder, classifier, agents can)")
+		return
+	}
+	mode := r.URL.Query().Get("mode")
+	if mode == "" {
+		mode = "missing"
+	}
+	if mode != "missing" && mode != "all" {
+		writeError(w, r, http.StatusBadRequest, "bad_mode", "mode must be missing or all")
+		return
+	}
+	nonce := "re" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	q := `SELECT e.id FROM emails e WHERE e.id > $1 AND ($2 OR NOT EXISTS
+		(SELECT 1 FROM email_stages s WHERE s.email_id = e.id AND s.stage = $3 AND s.status = 'done')) ORDER BY e.id LIMIT 1000`
+	after, sent := "", 0
+	for {
+		rows, err := s.db.Pool.Query(ctx, q, after, mode == "all", stage)
+		if err != nil {
+			s.fail(w, r, fmt.Errorf("reprocess %s: %w", stage, err))
+			return
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				s.fail(w, r, fmt.Errorf("reprocess %s: %w", stage, err))
+				return
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			s.fail(w, r, fmt.Errorf("reprocess %s: %w", stage, err))
+			return
+		}
+		for _, id := range ids {
+			if err := s.resendInput(ctx, stage, id, nonce); err != nil {
+				s.fail(w, r, fmt.Errorf("reprocess %s after %d: %w", stage, sent, err))
+				return
+			}
+			sent++
+		}
+		if len(ids) < 1000 {
+			break
+		}
+		after = ids[len(ids)-1]
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"stage": stage, "mode": mode, "queued": sent})
+}
+
+func (s *Server) resendInput(ctx context.Context, stage, emailID, nonce string) error {
+	switch stage {
+	case bus.ConsumerEmbedder:
+		return bus.Resend(ctx, s.bus, bus.EmailsIngested, emailID, nonce, bus.EmailIngested{EmailID: emailID})
+	case bus.ConsumerClassifier:
+		return bus.Resend(ctx, s.bus, bus.EmailsEmbedded, emailID, nonce, bus.EmailEmbedded{EmailID: emailID})
+	case bus.ConsumerAgents:
+		return bus.Resend(ctx, s.bus, bus.EmailsClassified, emailID, nonce, bus.EmailClassified{EmailID: emailID})
+	}
+	return fmt.Errorf("stage %s has no input topic", stage)
+}
+
+// listDeadLetters answers GET /api/v1/deadletters?stage=&limit=: unresolved, newest first.
+func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	dls, err := s.db.ListDeadLetters(r.Context(), r.URL.Query().Get("stage"), limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"dead_letters": dls})
+}
+
+// retryDeadLetter answers POST /api/v1/deadletters/{id}/retry: re-publishes the
+// stored message on its subject and marks the dead letter resolved. If the
+// message fails again, the stage records it again.
+func (s *Server) retryDeadLetter(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "bad_id", "dead letter ids are numbers")
+		return
+	}
+	d, err := s.db.GetDeadLetter(r.Context(), id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.retry(r.Context(), d); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"retried": 1})
+}
+
+// retryAllDeadLetters answers POST /api/v1/deadletters/retry?stage=: retries
+// every unresolved dead letter (of the stage, if given).
+func (s *Server) retryAllDeadLetters(w http.ResponseWriter, r *http.Request) {
+	n := 0
+	for {
+		dls, err := s.db.ListDeadLetters(r.Context(), r.URL.Query().Get("stage"), 1000)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, d := range dls {
+			if err := s.retry(r.Context(), d); err != nil {
+				s.fail(w, r, fmt.Errorf("retry after %d: %w", n, err))
+				return
+			}
+			n++
+		}
+		if len(dls) < 1000 {
+			break
+		}
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"retried": n})
+}
+
+func (s *Server) retry(ctx context.Context, d store.DeadLetter) error {
+	// Resolve first: a retry that fails again reopens the row itself, which a
+	// resolve written after the publish could overwrite.
+	if err := s.db.ResolveDeadLetter(ctx, d.ID); err != nil {
+		return err
+	}
+	msgID := d.MsgID + ":retry" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if err := bus.Republish(ctx, s.bus, d.Subject, msgID, d.Payload); err != nil {
+		if rerr := s.db.ReopenDeadLetter(context.WithoutCancel(ctx), d.ID); rerr != nil {
+			err = errors.Join(err, rerr)
+		}
+		return fmt.Errorf("retry dead letter %d: %w", d.ID, err)
+	}
+	return nil
 }

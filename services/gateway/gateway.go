@@ -1,6 +1,8 @@
 // Package gateway is the only door into the user's data: the HTTP API under
-// /api/v1 (and, through later work, auth, live updates and the browser UI). It
-// reads state from the store and hands work to the other services over the bus.
+// /api/v1 (documented in docs/api.md), its authentication (one household admin:
+// session cookies with CSRF tokens, API tokens), live updates over Server-Sent
+// Events and the browser UI embedded in the binary. It reads state from the
+// store and hands work to the other services over the bus.
 package gateway
 
 import (
@@ -12,6 +14,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/microcosm-cc/bluemonday"
+
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/embedclient"
@@ -22,8 +26,13 @@ import (
 // Config is the gateway's configuration.
 type Config struct {
 	app.Common
-	HTTPAddr       string `env:"OWNYOU_HTTP_ADDR" envDefault:"127.0.0.1:8080" help:"where the API and UI listen"`
-	MaxUploadBytes int64  `env:"OWNYOU_MAX_UPLOAD_BYTES" envDefault:"8589934592" help:"largest file accepted by POST /api/v1/imports"`
+	HTTPAddr       string        `env:"OWNYOU_HTTP_ADDR" envDefault:"127.0.0.1:8080" help:"where the API and UI listen"`
+	MaxUploadBytes int64         `env:"OWNYOU_MAX_UPLOAD_BYTES" envDefault:"8589934592" help:"largest file accepted by POST /api/v1/imports"`
+	AdminPassword  string        `env:"OWNYOU_ADMIN_PASSWORD" secret:"true" help:"unattended install: the admin password to create at first start (an existing one is kept)"`
+	AdminToken     string        `env:"OWNYOU_ADMIN_TOKEN" secret:"true" help:"when set, Authorization: Bearer <token> is accepted as the admin (scripts, tests)"`
+	SessionTTL     time.Duration `env:"OWNYOU_SESSION_TTL" envDefault:"720h" help:"how long a browser session stays signed in"`
+	LoginPerMinute int           `env:"OWNYOU_LOGIN_PER_MINUTE" envDefault:"10" help:"sign-in attempts allowed per client address per minute"`
+	EventsInterval time.Duration `env:"OWNYOU_EVENTS_INTERVAL" envDefault:"2s" help:"how often GET /api/v1/events checks pipeline progress"`
 	Sources        SourcesConfig
 }
 
@@ -37,18 +46,41 @@ type Server struct {
 	srv    *http.Server
 	ln     net.Listener
 	search *search.Searcher
+	// limiter rate-limits sign-in attempts; safe for concurrent use.
+	limiter *loginLimiter
+	// policy sanitizes email HTML; a bluemonday policy is safe for concurrent use once built.
+	policy *bluemonday.Policy
+	// stopping is closed when Run begins shutting down, so long-lived
+	// responses (event streams) end and Shutdown does not wait for them.
+	stopping chan struct{}
 }
 
-// New builds the gateway and binds its listener, so Addr is known at once.
+// New builds the gateway, creates the admin from OWNYOU_ADMIN_PASSWORD when
+// none exists yet, and binds its listener, so Addr is known at once.
 func New(cfg Config, d app.Deps) (*Server, error) {
-	s := &Server{cfg: cfg, db: d.DB, bus: d.Bus, log: d.Log.With("service", "gateway"), health: d.Health}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 720 * time.Hour
+	}
+	if cfg.LoginPerMinute <= 0 {
+		cfg.LoginPerMinute = 10
+	}
+	if cfg.EventsInterval <= 0 {
+		cfg.EventsInterval = 2 * time.Second
+	}
+	s := &Server{cfg: cfg, db: d.DB, bus: d.Bus, log: d.Log.With("service", "gateway"), health: d.Health,
+		limiter: newLoginLimiter(cfg.LoginPerMinute, cfg.LoginPerMinute), policy: mailPolicy(), stopping: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := s.ensureAdminFromEnv(ctx); err != nil {
+		return nil, fmt.Errorf("gateway admin: %w", err)
+	}
 	s.search = search.New(d.DB.Pool, embedclient.New(d.Bus.Conn(), 10*time.Second), search.Config{})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("gateway listen %s: %w", cfg.HTTPAddr, err)
 	}
 	s.ln = ln
-	s.srv = &http.Server{Handler: s.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.srv = &http.Server{Handler: s.requireAuth(s.routes()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return s, nil
 }
 
@@ -73,6 +105,7 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway: %w", err)
 	case <-ctx.Done():
 	}
+	close(s.stopping)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -35,6 +35,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		writeError(w, r, http.StatusNotFound, "not_found", err.Error())
+	case errors.Is(err, errUnauthenticated):
+		writeError(w, r, http.StatusUnauthorized, "unauthenticated", "sign in, or send Authorization: Bearer <token>")
+	case errors.Is(err, errBadCredentials):
+		writeError(w, r, http.StatusUnauthorized, "bad_credentials", err.Error())
+	case errors.Is(err, errNotSetUp):
+		writeError(w, r, http.StatusConflict, "setup_needed", err.Error())
+	case errors.Is(err, errAlreadySetUp):
+		writeError(w, r, http.StatusConflict, "already_set_up", err.Error())
+	case errors.Is(err, errBadInput):
+		writeError(w, r, http.StatusBadRequest, "bad_request", err.Error())
 	case errors.Is(err, store.ErrBadCursor):
 		writeError(w, r, http.StatusBadRequest, "bad_cursor", err.Error())
 	case r.Context().Err() != nil:
