@@ -21,7 +21,6 @@ import (
 	"github.com/ownyou/home/services/gateway"
 )
 
-
 const adminToken = "admin-token-for-tests-0123456789"
 
 type env struct {
