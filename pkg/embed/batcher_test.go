@@ -14,9 +14,9 @@ import (
 
 // fakeRun records batch sizes and returns each sequence's first id as its vector.
 type fakeRun struct {
-	mu    sync.Mutex
-	sizes []int
-	delay time.Duration
+	mu      sync.Mutex
+	sizes   []int
+	delay   time.Duration
 	fail    error
 	block   chan struct{}
 	entered chan struct{} // receives once per run call, when set
