@@ -9,6 +9,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -301,4 +302,46 @@ func TestBadUploadsGetClearErrors(t *testing.T) {
 			t.Fatalf("import %+v, want 3 imported and 1 recorded error", imp)
 		}
 	})
+}
+
+// TestImportedMailIsSearchable checks the search path end to end: the
+// embedder stored vectors for imported mail, the gateway embeds queries
+// through the embedder over NATS, and hybrid search fuses both retrievers.
+func TestImportedMailIsSearchable(t *testing.T) {
+	baseURL, _ := startStack(t)
+	const n = 20
+	var mbox bytes.Buffer
+	if err := testmail.WriteMbox(&mbox, testmail.Messages(n)); err != nil {
+		t.Fatal(err)
+	}
+	upload(t, baseURL, "inbox.mbox", mbox.Bytes())
+	var p pipeline
+	testkit.Eventually(t, 60*time.Second, func() bool {
+		getJSON(t, baseURL+"/api/v1/pipeline", &p)
+		return len(p.Stages) == 4 && p.Stages[1].Processed == n
+	}, "embedder never processed %d emails: %+v", n, p)
+
+	type hit struct {
+		Subject    string   `json:"subject"`
+		Retrievers []string `json:"retrievers"`
+		Snippet    string   `json:"snippet"`
+	}
+	var res struct {
+		Model    string   `json:"model"`
+		Hits     []hit    `json:"hits"`
+		Warnings []string `json:"warnings"`
+	}
+	getJSON(t, baseURL+"/api/v1/search?q=%22lentil+stew%22", &res)
+	if len(res.Warnings) != 0 || res.Model == "" || len(res.Hits) == 0 {
+		t.Fatalf("hybrid search: %+v", res)
+	}
+	top := res.Hits[0]
+	if !strings.HasPrefix(top.Subject, "Weekly recipes") || len(top.Retrievers) != 2 || !strings.Contains(top.Snippet, "lentil") {
+		t.Fatalf("top hit %+v, want a recipes mail found by both retrievers", top)
+	}
+	res.Hits = nil
+	getJSON(t, baseURL+"/api/v1/search?q=flight+to+lisbon&mode=semantic&limit=5", &res)
+	if len(res.Hits) != 5 {
+		t.Fatalf("semantic search: %+v", res)
+	}
 }

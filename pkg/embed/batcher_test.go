@@ -14,14 +14,18 @@ import (
 
 // fakeRun records batch sizes and returns each sequence's first id as its vector.
 type fakeRun struct {
-	mu    sync.Mutex
-	sizes []int
-	delay time.Duration
-	fail  error
-	block chan struct{}
+	mu      sync.Mutex
+	sizes   []int
+	delay   time.Duration
+	fail    error
+	block   chan struct{}
+	entered chan struct{} // receives once per run call, when set
 }
 
 func (f *fakeRun) run(encs []Encoding) ([][]float32, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
 	if f.block != nil {
 		<-f.block
 	}
@@ -47,7 +51,7 @@ func enc(id int64, n int) Encoding {
 
 func TestBatcherGroupsConcurrentCallersAndKeepsOrder(t *testing.T) {
 	f := &fakeRun{delay: time.Millisecond}
-	b := newBatcher(BatchConfig{MaxBatch: 16, MaxWait: 20 * time.Millisecond}, f.run, slog.Default())
+	b := newBatcher(BatchConfig{MaxBatch: 16, MaxWait: 100 * time.Millisecond}, f.run, slog.Default())
 	defer b.Close()
 	var wg sync.WaitGroup
 	var bad atomic.Int32
@@ -100,7 +104,7 @@ func TestBatcherSplitsMixedLengthsToLimitPadding(t *testing.T) {
 }
 
 func TestBatcherTryFailsFastWhenQueueFull(t *testing.T) {
-	f := &fakeRun{block: make(chan struct{})}
+	f := &fakeRun{block: make(chan struct{}), entered: make(chan struct{}, 4)}
 	b := newBatcher(BatchConfig{MaxBatch: 4, Queue: 4, MaxWait: time.Millisecond}, f.run, slog.Default())
 	defer b.Close()
 	done := make(chan error, 1)
@@ -108,7 +112,7 @@ func TestBatcherTryFailsFastWhenQueueFull(t *testing.T) {
 		_, err := b.Do(context.Background(), []Encoding{enc(1, 4), enc(2, 4), enc(3, 4), enc(4, 4)}, false)
 		done <- err
 	}()
-	time.Sleep(20 * time.Millisecond) // the four fill the queue and block in run
+	<-f.entered // the four hold the whole queue and block in run
 	start := time.Now()
 	_, err := b.Do(context.Background(), []Encoding{enc(5, 4)}, true)
 	if !errors.Is(err, ErrOverloaded) || time.Since(start) > 100*time.Millisecond {

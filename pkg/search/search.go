@@ -86,6 +86,8 @@ type Hit struct {
 	SemanticRank int      `json:"semantic_rank,omitempty"`
 	// Similarity is the cosine similarity of the best chunk (semantic hits).
 	Similarity float64 `json:"similarity,omitempty"`
+
+	chunkStart, chunkEnd int // best chunk's character range in the body
 }
 
 // Result is a page of hits.
@@ -168,6 +170,8 @@ type ranked struct {
 	id     string
 	score  float64 // retriever's own score (ts_rank or cosine similarity)
 	phrase bool    // keyword: the mail contains the query as an exact phrase
+	// semantic: character range of the best chunk in body_text (0,0 = subject)
+	start, end int
 }
 
 // Search runs q. In hybrid mode a failing embedder degrades to keyword
@@ -255,6 +259,7 @@ func fuse(kw, sem []ranked, mode Mode) []Hit {
 		h := get(r.id)
 		h.SemanticRank = i + 1
 		h.Similarity = r.score
+		h.chunkStart, h.chunkEnd = r.start, r.end
 		h.Retrievers = append(h.Retrievers, RetrieverSemantic)
 		h.Score += 1 / float64(RRFK+i+1)
 		if mode == Semantic {
@@ -393,10 +398,12 @@ func (s *Searcher) knn(ctx context.Context, vec []float32, model string, q Query
 		if !approx {
 			args := []any{pgvector.NewVector(vec), model, n}
 			sql := `
-SELECT em.email_id, 1 - min(em.embedding <=> $1) AS sim
-FROM emails e JOIN embeddings em ON em.email_id = e.id AND em.model = $2
-WHERE true` + filterSQL(q, &args) + `
-GROUP BY em.email_id ORDER BY sim DESC, em.email_id LIMIT $3`
+SELECT email_id, sim, text_start, text_end FROM (
+    SELECT DISTINCT ON (em.email_id) em.email_id, 1 - (em.embedding <=> $1) AS sim, em.text_start, em.text_end
+    FROM emails e JOIN embeddings em ON em.email_id = e.id AND em.model = $2
+    WHERE true` + filterSQL(q, &args) + `
+    ORDER BY em.email_id, em.embedding <=> $1
+) best ORDER BY sim DESC, email_id LIMIT $3`
 			rows, err := tx.Query(ctx, sql, args...)
 			if err != nil {
 				return err
@@ -429,7 +436,7 @@ const exactThreshold = 5000
 
 func scanRanked(r pgx.CollectableRow) (ranked, error) {
 	var x ranked
-	err := r.Scan(&x.id, &x.score)
+	err := r.Scan(&x.id, &x.score, &x.start, &x.end)
 	return x, err
 }
 
@@ -443,13 +450,15 @@ func knnSQL(vec []float32, model string, q Query, n int) (string, []any) {
 	}
 	return `
 WITH nn AS (
-    SELECT em.email_id, em.embedding <=> $1 AS dist
+    SELECT em.email_id, em.text_start, em.text_end, em.embedding <=> $1 AS dist
     FROM embeddings em` + join + `
     WHERE em.model = $2` + filters + `
     ORDER BY em.embedding <=> $1
     LIMIT $3
+), best AS (
+    SELECT DISTINCT ON (email_id) email_id, text_start, text_end, dist FROM nn ORDER BY email_id, dist
 )
-SELECT email_id, 1 - min(dist) AS sim FROM nn GROUP BY email_id ORDER BY sim DESC, email_id LIMIT $4`, args
+SELECT email_id, 1 - dist AS sim, text_start, text_end FROM best ORDER BY sim DESC, email_id LIMIT $4`, args
 }
 
 // Sentinels ts_headline puts around matches; they cannot occur in stored text
@@ -462,31 +471,34 @@ const (
 // details loads display fields and snippets for the fused hits, in order.
 func (s *Searcher) details(ctx context.Context, q Query, hits []Hit) ([]Hit, error) {
 	ids := make([]string, len(hits))
+	starts, ends := make([]int32, len(hits)), make([]int32, len(hits))
 	for i, h := range hits {
 		ids[i] = h.EmailID
+		starts[i], ends[i] = int32(h.chunkStart), int32(min(h.chunkEnd, h.chunkStart+400))
 	}
 	rows, err := s.pool.Query(ctx, `
-WITH q AS (SELECT websearch_to_tsquery($2::regconfig, $3) AS ts)
+WITH q AS (SELECT websearch_to_tsquery($2::regconfig, $3) AS ts),
+span AS (SELECT * FROM unnest($1::text[], $4::int[], $5::int[]) AS s(id, st, en))
 SELECT e.id, e.subject, e.from_addr, e.from_name, e.sort_at,
        CASE WHEN e.search_tsv @@ q.ts
             THEN ts_headline($2::regconfig, translate(left(e.body_text, 20000), E'\x01\x02', '  '), q.ts,
                  'StartSel=' || E'\x01' || ', StopSel=' || E'\x02' || ', MaxWords=30, MinWords=12, MaxFragments=2, FragmentDelimiter=" … "')
             ELSE '' END AS headline,
+       CASE WHEN span.en > span.st THEN substring(e.body_text FROM span.st + 1 FOR span.en - span.st) ELSE '' END AS chunk,
        e.snippet, left(e.body_text, 400) AS head
-FROM emails e, q
-WHERE e.id = ANY($1)`, ids, s.cfg.TextConfig, q.Text)
+FROM emails e JOIN span ON span.id = e.id, q`, ids, s.cfg.TextConfig, q.Text, starts, ends)
 	if err != nil {
 		return nil, fmt.Errorf("search details: %w", err)
 	}
 	type row struct {
-		subject, fromAddr, fromName, headline, snippet, head string
-		date                                                 time.Time
+		subject, fromAddr, fromName, headline, chunk, snippet, head string
+		date                                                        time.Time
 	}
 	byID := map[string]row{}
 	for rows.Next() {
 		var id string
 		var r row
-		if err := rows.Scan(&id, &r.subject, &r.fromAddr, &r.fromName, &r.date, &r.headline, &r.snippet, &r.head); err != nil {
+		if err := rows.Scan(&id, &r.subject, &r.fromAddr, &r.fromName, &r.date, &r.headline, &r.chunk, &r.snippet, &r.head); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("search details: %w", err)
 		}
@@ -502,12 +514,17 @@ WHERE e.id = ANY($1)`, ids, s.cfg.TextConfig, q.Text)
 			continue // deleted between retrieval and display
 		}
 		h.Subject, h.FromAddr, h.FromName, h.Date = r.subject, r.fromAddr, r.fromName, r.date.UTC()
+		// Keyword hits show their highlighted words; hits only the vector
+		// search found show the passage (chunk) that matched.
 		hl := r.headline
-		if !strings.Contains(hl, selStart) {
+		if h.KeywordRank == 0 && r.chunk != "" || !strings.Contains(hl, selStart) {
+			hl = cutWords(r.chunk, 300)
+		}
+		if hl == "" {
 			hl = r.snippet
-			if hl == "" {
-				hl = r.head
-			}
+		}
+		if hl == "" {
+			hl = r.head
 		}
 		h.Snippet, h.SnippetHTML = renderSnippet(hl)
 		out = append(out, h)
@@ -537,4 +554,17 @@ func renderSnippet(s string) (plain, htm string) {
 		s = s[min(j+len(selStop), len(s)):]
 	}
 	return plain, b.String()
+}
+
+// cutWords shortens s to at most n runes, at a word boundary, adding "…".
+func cutWords(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	cut := string(r[:n])
+	if i := strings.LastIndexAny(cut, " \t\n"); i > n/2 {
+		cut = cut[:i]
+	}
+	return cut + " …"
 }

@@ -357,3 +357,33 @@ func contains(xs []string, x string) bool {
 	}
 	return false
 }
+
+func TestSemanticHitShowsItsBestPassage(t *testing.T) {
+	pool := testPool(t)
+	emb := tinyEmbedder(t)
+	ctx := context.Background()
+	passages := []string{"Minutes of the garden committee about tulips and roses.", "The invoice for the roof repair is attached, due in thirty days.", "Kind regards from the whole team."}
+	body := strings.Join(passages, " ")
+	insertMails(t, pool, []mail{{id: "p1", subject: "Assorted", fromAddr: "x@y.example", body: body, at: day(1)}})
+	start := 0
+	for i, p := range passages {
+		v, err := emb.Embed(ctx, []string{p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len([]rune(p))
+		if _, err := pool.Exec(ctx, `INSERT INTO embeddings (email_id, model, chunk, text_start, text_end, embedding) VALUES ('p1', $1, $2, $3, $4, $5)`,
+			emb.ModelID(), i+1, start, start+n, pgvector.NewVector(v[0])); err != nil {
+			t.Fatal(err)
+		}
+		start += n + 1
+	}
+	s := New(pool, emb, Config{})
+	res, err := s.Search(ctx, Query{Text: passages[1], Mode: Semantic})
+	if err != nil || len(res.Hits) != 1 {
+		t.Fatalf("%+v %v", res, err)
+	}
+	if h := res.Hits[0]; h.Snippet != passages[1] || h.Similarity < 0.999 {
+		t.Fatalf("snippet %q similarity %v, want the matched passage", h.Snippet, h.Similarity)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	manifests "github.com/ownyou/home/models"
 	"github.com/ownyou/home/pkg/app"
@@ -55,6 +56,9 @@ type Service struct {
 	emb *embed.ONNX
 	log *slog.Logger
 	sem chan struct{}
+
+	chunks   prometheus.Counter
+	requests *prometheus.CounterVec
 }
 
 // ErrConfig reports an unusable configuration.
@@ -131,7 +135,19 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 		return nil, err
 	}
 	log.Info("embedder model loaded", "model", emb.ModelID(), "path", model, "dim", emb.Dim(), "ort", lib)
-	return &Service{cfg: cfg, db: db, bus: b, emb: emb, log: log, sem: make(chan struct{}, cfg.Requests)}, nil
+	s := &Service{cfg: cfg, db: db, bus: b, emb: emb, log: log, sem: make(chan struct{}, cfg.Requests),
+		chunks: prometheus.NewCounter(prometheus.CounterOpts{Name: "ownyou_embedder_chunks_total", Help: "Email chunks (subject and body windows) embedded."}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ownyou_embedder_requests_total", Help: "Embedding requests answered, by result."},
+			[]string{"result"}),
+	}
+	if d.Metrics != nil {
+		for _, c := range []prometheus.Collector{s.chunks, s.requests} {
+			if err := d.Metrics.Register(c); err != nil {
+				log.Warn("register metric", "err", err)
+			}
+		}
+	}
+	return s, nil
 }
 
 // Builder is the app.Builder of the embedder service.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pgvector/pgvector-go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
@@ -244,6 +245,9 @@ func TestMalformedEmbedRequestsGetClearErrors(t *testing.T) {
 	// The service still answers good requests afterwards.
 	if _, err := embedclient.New(nc, 10*time.Second).Embed(context.Background(), []string{"still alive"}); err != nil {
 		t.Fatal(err)
+	}
+	if bad := testutil.ToFloat64(e.svc.requests.WithLabelValues(bus.EmbedErrBadRequest)); bad != float64(len(tests)) {
+		t.Fatalf("bad_request metric = %v, want %d", bad, len(tests))
 	}
 }
 

@@ -85,5 +85,6 @@ func (s *Service) embedEmail(ctx context.Context, id string) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("store vectors of %s: %w", m.EmailID, err)
 	}
+	s.chunks.Add(float64(len(chunks)))
 	return len(chunks), nil
 }

@@ -72,6 +72,11 @@ func badRequest(format string, args ...any) bus.EmbedReply {
 }
 
 func (s *Service) reply(msg *nats.Msg, rep bus.EmbedReply) {
+	result := "ok"
+	if rep.Error != nil {
+		result = rep.Error.Code
+	}
+	s.requests.WithLabelValues(result).Inc()
 	if msg.Reply == "" {
 		return // a publish, not a request: nobody to answer
 	}
