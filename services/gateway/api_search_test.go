@@ -15,8 +15,6 @@ import (
 	"github.com/ownyou/home/pkg/testkit"
 )
 
-func TestMain(m *testing.M) { testkit.Main(m) }
-
 func newTestServer(t *testing.T) (*Server, *store.DB) {
 	t.Helper()
 	db := testkit.DB(t)
