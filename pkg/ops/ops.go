@@ -35,21 +35,22 @@ type Config struct {
 	PGBin             string        `env:"OWNYOU_PG_BIN" envDefault:"/usr/lib/postgresql/15/bin" help:"directory of pg_dump and pg_restore"`
 }
 
-// Builder returns the operations service of a process named service: it beats
-// the heartbeat, registers the queue-depth collector on the process's metrics,
+// Builder returns the operations service of a process running the given
+// services (one name for a service binary, all five for the native stack): it
+// beats one heartbeat per service, registers the queue-depth collector on the process's metrics,
 // and, when runJobs is true, runs the periodic reconcile and the scheduled
 // backups. Exactly one process of a deployment should pass runJobs (the
 // gateway); a second one is harmless (reconcile holds an advisory lock and is
 // idempotent) but makes extra backups.
-func Builder(cfg Config, service string, runJobs bool) app.Builder {
+func Builder(cfg Config, runJobs bool, services ...string) app.Builder {
 	return app.Builder{Name: "ops", Build: func(ctx context.Context, d app.Deps) (app.Service, error) {
-		return New(cfg, service, runJobs, d)
+		return New(cfg, runJobs, d, services...)
 	}}
 }
 
 // Service runs the operations parts of one process.
 type Service struct {
-	Heartbeat *Heartbeat
+	Heartbeats []*Heartbeat
 	Reconcile *Reconciler
 	Backups   *Backups // nil unless backups are enabled
 	runJobs   bool
@@ -58,7 +59,10 @@ type Service struct {
 }
 
 // New builds the operations service from the process's dependencies.
-func New(cfg Config, service string, runJobs bool, d app.Deps) (*Service, error) {
+func New(cfg Config, runJobs bool, d app.Deps, services ...string) (*Service, error) {
+	if len(services) == 0 {
+		return nil, errors.New("ops: no service names for the heartbeat")
+	}
 	if d.Bus == nil || d.DB == nil {
 		return nil, errors.New("ops: needs the bus and the database")
 	}
@@ -70,9 +74,13 @@ func New(cfg Config, service string, runJobs bool, d app.Deps) (*Service, error)
 	if d.Metrics != nil {
 		inflight = InFlightFrom(d.Metrics)
 	}
-	hb, err := NewHeartbeat(d.Bus, HeartbeatOptions{Service: service, Interval: cfg.HeartbeatInterval, InFlight: inflight, Log: log})
-	if err != nil {
-		return nil, err
+	var hbs []*Heartbeat
+	for _, name := range services {
+		hb, err := NewHeartbeat(d.Bus, HeartbeatOptions{Service: name, Interval: cfg.HeartbeatInterval, InFlight: inflight, Log: log})
+		if err != nil {
+			return nil, err
+		}
+		hbs = append(hbs, hb)
 	}
 	if d.Metrics != nil {
 		if err := d.Metrics.Register(NewQueueCollector(d.Bus)); err != nil {
@@ -80,7 +88,7 @@ func New(cfg Config, service string, runJobs bool, d app.Deps) (*Service, error)
 		}
 	}
 	s := &Service{
-		Heartbeat: hb,
+		Heartbeats: hbs,
 		Reconcile: NewReconciler(d.DB, d.Bus, ReconcileOptions{Batch: cfg.ReconcileBatch, Grace: cfg.ReconcileGrace, Log: log}),
 		runJobs:   runJobs,
 		cfg:       cfg,
@@ -95,7 +103,9 @@ func New(cfg Config, service string, runJobs bool, d app.Deps) (*Service, error)
 // Run beats the heartbeat and runs the periodic jobs until ctx is cancelled.
 func (s *Service) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return s.Heartbeat.Run(ctx) })
+	for _, hb := range s.Heartbeats {
+		g.Go(func() error { return hb.Run(ctx) })
+	}
 	if s.runJobs && s.cfg.ReconcileInterval > 0 {
 		g.Go(func() error { s.Reconcile.RunEvery(ctx, s.cfg.ReconcileInterval); return nil })
 	}

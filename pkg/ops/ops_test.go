@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/ops"
 	"github.com/ownyou/home/pkg/store"
@@ -375,5 +376,50 @@ func TestRestoreOfMissingFileFails(t *testing.T) {
 	}
 	if _, err := bk.Latest(); err == nil {
 		t.Error("latest of an empty dir succeeded")
+	}
+}
+
+func TestServiceBeatsForEachServiceExportsQueuesAndServesStatus(t *testing.T) {
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	reg := prometheus.NewRegistry()
+	health := app.NewHealth()
+	d := app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Metrics: reg, Health: health}
+	s, err := ops.New(ops.Config{HeartbeatInterval: 20 * time.Millisecond, ReconcileInterval: time.Hour, ReconcileBatch: 10}, true, d, "embedder", "classifier")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	kv, err := ops.WorkersBucket(context.Background(), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		w, err := ops.Workers(context.Background(), kv)
+		return err == nil && len(w) == 2
+	}, "two heartbeats (embedder, classifier)")
+	waitingStage(t, b)
+	testkit.Eventually(t, 5*time.Second, func() bool {
+		n, err := testutil.GatherAndCount(reg, "ownyou_stage_queue_pending")
+		return err == nil && n == 1
+	}, "queue metrics for the embedder's consumer")
+
+	rec := httptest.NewRecorder()
+	ops.StatusHandler(db, b, time.Minute, testkit.Logger(t)).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/ops/status", nil))
+	var st ops.Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil || rec.Code != http.StatusOK {
+		t.Fatalf("status %d %s: %v", rec.Code, rec.Body, err)
+	}
+	if len(st.Workers) != 2 || len(st.Stages) != 3 {
+		t.Errorf("status = %+v, want 2 workers and 3 stages", st)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	if w, _ := ops.Workers(context.Background(), kv); len(w) != 0 {
+		t.Errorf("after stop: %v, want no heartbeats", w)
 	}
 }

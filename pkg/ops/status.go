@@ -2,8 +2,11 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -105,4 +108,21 @@ func Snapshot(ctx context.Context, db *store.DB, b *bus.Bus, stallAfter time.Dur
 		return Status{}, fmt.Errorf("stalled sources: %w", err)
 	}
 	return st, nil
+}
+
+// StatusHandler answers GET requests with the Snapshot as JSON (mount it as
+// GET /api/ops/status, or merge Snapshot into the pipeline view), or with
+// {"error":{"code":"status_failed","message":…}} and status 500.
+func StatusHandler(db *store.DB, b *bus.Bus, stallAfter time.Duration, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := Snapshot(r.Context(), db, b, stallAfter, time.Now())
+		w.Header().Set("Content-Type", "application/json")
+		if err != nil {
+			log.ErrorContext(r.Context(), "ops status", "err", err)
+			w.WriteHeader(http.StatusInternalServerError)
+			_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": "status_failed", "message": err.Error()}})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(st)
+	})
 }
