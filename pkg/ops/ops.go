@@ -51,11 +51,11 @@ func Builder(cfg Config, runJobs bool, services ...string) app.Builder {
 // Service runs the operations parts of one process.
 type Service struct {
 	Heartbeats []*Heartbeat
-	Reconcile *Reconciler
-	Backups   *Backups // nil unless backups are enabled
-	runJobs   bool
-	cfg       Config
-	log       *slog.Logger
+	Reconcile  *Reconciler
+	Backups    *Backups // nil unless backups are enabled
+	runJobs    bool
+	cfg        Config
+	log        *slog.Logger
 }
 
 // New builds the operations service from the process's dependencies.
@@ -89,10 +89,10 @@ func New(cfg Config, runJobs bool, d app.Deps, services ...string) (*Service, er
 	}
 	s := &Service{
 		Heartbeats: hbs,
-		Reconcile: NewReconciler(d.DB, d.Bus, ReconcileOptions{Batch: cfg.ReconcileBatch, Grace: cfg.ReconcileGrace, Log: log}),
-		runJobs:   runJobs,
-		cfg:       cfg,
-		log:       log,
+		Reconcile:  NewReconciler(d.DB, d.Bus, ReconcileOptions{Batch: cfg.ReconcileBatch, Grace: cfg.ReconcileGrace, Log: log}),
+		runJobs:    runJobs,
+		cfg:        cfg,
+		log:        log,
 	}
 	if cfg.BackupDir != "" {
 		s.Backups = &Backups{URL: d.Common.DB.URL, Dir: cfg.BackupDir, Keep: cfg.BackupKeep, PGBin: cfg.PGBin, Log: log}
