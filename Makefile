@@ -1,7 +1,6 @@
 # OwnYou Home — see README.md. `make run` runs the system, `make test` runs the tests.
 SHELL := /bin/bash
 GO ?= go
-export OWNYOU_DATA_DIR ?= $(CURDIR)/.data
 export OWNYOU_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
 BIN := $(CURDIR)/bin
 SERVICES := ingest embedder classifier agents gateway

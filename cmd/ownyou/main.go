@@ -43,8 +43,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	defer infra.Stop(log)
-	if err := app.Run(ctx, "ownyou", cfg.Gateway.Common, log, stack.Builders(cfg)...); err != nil && !errors.Is(err, context.Canceled) {
+	err = app.Run(ctx, "ownyou", cfg.Gateway.Common, log, stack.Builders(cfg)...)
+	infra.Stop(log)
+	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	log.Info("stopped cleanly")

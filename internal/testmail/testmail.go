@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 )
 
@@ -35,14 +36,22 @@ func Messages(n int) []Message {
 		t := topics[i%len(topics)]
 		out[i] = Message{
 			MessageID: fmt.Sprintf("<msg-%05d@test.ownyou>", i),
-			From:      fmt.Sprintf(t.from, i),
+			From:      fill(t.from, i),
 			To:        "me@home.example",
-			Subject:   fmt.Sprintf(t.subject, i),
+			Subject:   fill(t.subject, i),
 			Date:      base.Add(time.Duration(i) * 97 * time.Minute),
 			Body:      t.body + fmt.Sprintf("\n\nReference %d.\nFrom the team\n", i),
 		}
 	}
 	return out
+}
+
+// fill formats i into s when s has a verb.
+func fill(s string, i int) string {
+	if strings.Contains(s, "%") {
+		return fmt.Sprintf(s, i)
+	}
+	return s
 }
 
 // WriteMbox writes msgs as an mboxrd file (body lines starting with "From "

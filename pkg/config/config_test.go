@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,16 @@ type svcConfig struct {
 	Key     string        `env:"OWNYOU_TEST_KEY" secret:"true" help:"key"`
 }
 
+// clearEnv unsets the variables the tests read, restoring them afterwards.
+func clearEnv(t *testing.T) {
+	for _, v := range Vars(svcConfig{}) {
+		t.Setenv(v.Name, "")
+		os.Unsetenv(v.Name)
+	}
+}
+
 func TestLoad(t *testing.T) {
+	clearEnv(t)
 	t.Run("defaults apply when the environment is empty", func(t *testing.T) {
 		var c svcConfig
 		if err := Load(&c, "svc", nil, &bytes.Buffer{}); err != nil {

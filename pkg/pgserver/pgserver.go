@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -218,6 +219,9 @@ func (s *Server) own(dir string) error {
 		fi, err := os.Stat(p)
 		if err != nil {
 			return fmt.Errorf("pg dir: %w", err)
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == s.uid && fi.Mode().Perm()&0o100 != 0 {
+			continue // the server's own directory
 		}
 		if fi.Mode().Perm()&0o001 == 0 {
 			return fmt.Errorf("pg dir: %s is not reachable by user %s (mode %v): choose a data dir outside it", p, s.asUser, fi.Mode().Perm())
