@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -71,7 +72,8 @@ func (b *Backups) Backup(ctx context.Context) (string, error) {
 	tmp := final + ".partial"
 	start := time.Now()
 	b.logger().InfoContext(ctx, "backup started", "file", final)
-	if err := run(ctx, b.bin("pg_dump"), "--format=custom", "--compress=6", "--no-owner", "--no-privileges", "--file="+tmp, "--dbname="+b.URL); err != nil {
+	dsn, env := splitPassword(b.URL)
+	if err := run(ctx, env, b.bin("pg_dump"), "--format=custom", "--compress=6", "--no-owner", "--no-privileges", "--file="+tmp, "--dbname="+dsn); err != nil {
 		_ = os.Remove(tmp)
 		return "", fmt.Errorf("backup: %w", err)
 	}
@@ -149,7 +151,8 @@ func (b *Backups) Restore(ctx context.Context, file string) error {
 	}
 	start := time.Now()
 	b.logger().InfoContext(ctx, "restore started", "file", file)
-	if err := run(ctx, b.bin("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", "--dbname="+b.URL, file); err != nil {
+	dsn, env := splitPassword(b.URL)
+	if err := run(ctx, env, b.bin("pg_restore"), "--clean", "--if-exists", "--no-owner", "--no-privileges", "--single-transaction", "--exit-on-error", "--dbname="+dsn, file); err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
 	b.logger().InfoContext(ctx, "restore finished", "file", file, "took", time.Since(start).Round(time.Millisecond))
@@ -173,8 +176,24 @@ func (b *Backups) RunEvery(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func run(ctx context.Context, bin string, args ...string) error {
+// splitPassword moves the password of a URL-form DSN into PGPASSWORD, so it
+// does not show in the process list; other DSNs are returned unchanged.
+func splitPassword(dsn string) (string, []string) {
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return dsn, nil
+	}
+	pw, ok := u.User.Password()
+	if !ok {
+		return dsn, nil
+	}
+	u.User = url.User(u.User.Username())
+	return u.String(), []string{"PGPASSWORD=" + pw}
+}
+
+func run(ctx context.Context, env []string, bin string, args ...string) error {
 	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
