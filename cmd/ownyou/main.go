@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	err = app.Run(ctx, "ownyou", cfg.Gateway.Common, log, stack.Builders(cfg)...)
+	err = app.Run(ctx, "ownyou", cfg.Gateway.Common, log, append(stack.Builders(cfg), stack.OpsBuilder(cfg))...)
 	infra.Stop(log)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err

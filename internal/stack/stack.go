@@ -13,6 +13,7 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/ops"
 	"github.com/ownyou/home/pkg/pgserver"
 	"github.com/ownyou/home/services/agents"
 	"github.com/ownyou/home/services/classifier"
@@ -28,6 +29,7 @@ type Config struct {
 	Classifier classifier.Config
 	Agents     agents.Config
 	Gateway    gateway.Config
+	Ops        ops.Config
 	NATSListen string `env:"OWNYOU_NATS_LISTEN" envDefault:"127.0.0.1:4222" help:"native stack: where the embedded NATS server listens when OWNYOU_NATS_URL is not set"`
 	PGPort     int    `env:"OWNYOU_PG_PORT" envDefault:"5433" help:"native stack: port number of the private Postgres (unix socket under the data dir)"`
 	PGBin      string `env:"OWNYOU_PG_BIN" envDefault:"/usr/lib/postgresql/15/bin" help:"native stack: PostgreSQL server binaries"`
@@ -105,6 +107,13 @@ func (inf *Infra) Stop(log *slog.Logger) {
 			log.Info("private postgres stopped")
 		}
 	}
+}
+
+// OpsBuilder returns the operations service of the native stack: a heartbeat
+// for each of the five services, the periodic reconcile and, when
+// OWNYOU_BACKUP_DIR is set, scheduled backups.
+func OpsBuilder(cfg Config) app.Builder {
+	return ops.Builder(cfg.Ops, true, "ingest", "embedder", "classifier", "agents", "gateway")
 }
 
 // Builders returns all five services in pipeline order.

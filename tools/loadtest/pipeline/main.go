@@ -1,0 +1,275 @@
+// Command pipeline is the pipeline load test behind `make loadtest`: it runs
+// the native stack as separate OS processes — the same service binaries compose
+// runs, several per stage, joined through OWNYOU_NATS_URL and DATABASE_URL to an
+// embedded JetStream server and a private Postgres it starts itself — imports a
+// generated mailbox through the gateway and prints how long the pipeline took:
+//
+//	BENCH pipeline_100_emails_seconds <seconds> s
+//
+// Flags: -emails (100), -workers (processes per worker stage, 2), -timeout (5m).
+// The environment is passed on to the services (OWNYOU_MODEL_DIR, …).
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ownyou/home/internal/testmail"
+	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/pgserver"
+	"github.com/ownyou/home/pkg/store"
+)
+
+func main() {
+	emails := flag.Int("emails", 100, "emails in the imported mailbox")
+	workers := flag.Int("workers", 2, "processes per worker stage (ingest, embedder, classifier, agents)")
+	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
+	if err := run(ctx, *emails, *workers); err != nil {
+		fmt.Fprintln(os.Stderr, "loadtest pipeline:", err)
+		os.Exit(1)
+	}
+}
+
+var stages = []string{"ingest", "embedder", "classifier", "agents"}
+
+func run(ctx context.Context, n, workers int) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	tmp, err := os.MkdirTemp("", "oyload-")
+	if err == nil {
+		err = os.Chmod(tmp, 0o755) // the private Postgres runs as another user when we are root
+	}
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+
+	bin := filepath.Join(tmp, "bin")
+	log.Info("building the service binaries", "dir", bin)
+	pkgs := []string{"build", "-o", bin + "/"}
+	for _, s := range append(stages, "gateway") {
+		pkgs = append(pkgs, "./services/"+s+"/cmd/"+s)
+	}
+	build := exec.CommandContext(ctx, "go", pkgs...)
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+
+	// pgserver wants its directory reachable by the server's user.
+	if err := os.Mkdir(filepath.Join(tmp, "pg"), 0o755); err != nil {
+		return err
+	}
+	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(tmp, "pg"), Settings: map[string]string{"max_connections": "400"}})
+	if err != nil {
+		return err
+	}
+	defer pg.Stop()
+	if err := pg.CreateDatabase(ctx, "ownyou", ""); err != nil {
+		return err
+	}
+	dbURL := pg.URL("ownyou")
+	// Migrate once up front so the processes do not all wait on the lock.
+	if err := store.Migrate(ctx, dbURL, log); err != nil {
+		return err
+	}
+	ns, err := bus.StartEmbedded(filepath.Join(tmp, "nats"), "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	env := append(os.Environ(),
+		"DATABASE_URL="+dbURL,
+		"OWNYOU_NATS_URL="+ns.URL(),
+		"OWNYOU_DATA_DIR="+filepath.Join(tmp, "data"),
+		"OWNYOU_ADMIN_ADDR=127.0.0.1:0",
+		"OWNYOU_DB_MAX_CONNS=8",
+		"OWNYOU_LOG_LEVEL=warn",
+		"OWNYOU_HTTP_ADDR="+httpAddr,
+	)
+	var procs []*exec.Cmd
+	defer func() {
+		for _, p := range procs {
+			_ = p.Process.Signal(syscall.SIGTERM)
+		}
+		for _, p := range procs {
+			_ = p.Wait()
+		}
+	}()
+	start := func(name string, i int) error {
+		cmd := exec.Command(filepath.Join(bin, name))
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = prefixed(name, i), prefixed(name, i)
+		if err := cmd.Start(); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		procs = append(procs, cmd)
+		return nil
+	}
+	if err := start("gateway", 0); err != nil {
+		return err
+	}
+	for _, s := range stages {
+		for i := range workers {
+			if err := start(s, i); err != nil {
+				return err
+			}
+		}
+	}
+	log.Info("stack started", "processes", len(procs), "gateway", httpAddr)
+	base := "http://" + httpAddr
+	if err := waitFor(ctx, func() (bool, error) {
+		resp, err := http.Get(base + "/api/v1/pipeline")
+		if err != nil {
+			return false, nil
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	}); err != nil {
+		return fmt.Errorf("gateway never answered: %w", err)
+	}
+
+	var mbox bytes.Buffer
+	if err := testmail.WriteMbox(&mbox, testmail.Messages(n)); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, store.Config{URL: dbURL, MaxConns: 2}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	began := time.Now()
+	if err := upload(ctx, base, mbox.Bytes()); err != nil {
+		return err
+	}
+	var last []store.StageCount
+	err = waitFor(ctx, func() (bool, error) {
+		counts, err := db.PipelineCounts(ctx)
+		if err != nil {
+			return false, err
+		}
+		last = counts
+		for _, c := range counts {
+			if c.Total < int64(n) || c.Processed+c.Failed < c.Total {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("pipeline did not finish: %w (stages: %+v)", err, last)
+	}
+	elapsed := time.Since(began)
+	for _, c := range last {
+		if c.Failed > 0 {
+			log.Warn("stage had failures", "stage", c.Name, "failed", c.Failed)
+		}
+	}
+	fmt.Printf("BENCH pipeline_%d_emails_seconds %.3f s\n", n, elapsed.Seconds())
+	fmt.Printf("BENCH pipeline_%d_emails_workers_per_stage %d processes\n", n, workers)
+	return nil
+}
+
+func upload(ctx context.Context, base string, content []byte) error {
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("file", "loadtest.mbox")
+	if err != nil {
+		return err
+	}
+	if _, err := fw.Write(content); err != nil {
+		return err
+	}
+	if err := mw.Close(); err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v1/imports", &body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("upload: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		b, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("upload: %s: %s", resp.Status, b)
+	}
+	return nil
+}
+
+func waitFor(ctx context.Context, cond func() (bool, error)) error {
+	for {
+		ok, err := cond()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// prefixed writes a child's output to stderr, each line tagged with the process.
+func prefixed(name string, i int) io.Writer {
+	return &lineWriter{prefix: fmt.Sprintf("[%s-%d] ", name, i)}
+}
+
+type lineWriter struct {
+	prefix string
+	buf    []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimRight(string(w.buf[:i]), "\r")
+		fmt.Fprintln(os.Stderr, w.prefix+line)
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
