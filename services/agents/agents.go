@@ -35,9 +35,9 @@ type Config struct {
 	DebounceMax time.Duration `env:"OWNYOU_AGENTS_DEBOUNCE_MAX" envDefault:"5m" help:"longest a burst of new mail waits for the agents"`
 	EventWindow time.Duration `env:"OWNYOU_AGENTS_EVENT_WINDOW" envDefault:"48h" help:"how close a booked date must be to refresh its card"`
 	EventScan   time.Duration `env:"OWNYOU_AGENTS_EVENT_SCAN" envDefault:"1h" help:"how often to look for approaching booked dates"`
-	LLMURL      string        `env:"OWNYOU_AGENTS_LLM_URL" help:"OpenAI-compatible base URL that rewrites card titles and summaries; empty = no LLM"`
-	LLMModel    string        `env:"OWNYOU_AGENTS_LLM_MODEL" envDefault:"gpt-4o-mini" help:"model for card wording"`
-	LLMKey      string        `env:"OWNYOU_AGENTS_LLM_KEY" secret:"true" help:"API key for OWNYOU_AGENTS_LLM_URL"`
+	LLMURL      string        `env:"OWNYOU_LLM_BASE_URL" help:"OpenAI-compatible base URL (shared with the classifier) that also rewrites card titles and summaries; empty = no LLM"`
+	LLMModel    string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint"`
+	LLMKey      string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for OWNYOU_LLM_BASE_URL"`
 	SharedDir   string        `env:"OWNYOU_SHARED_DIR" help:"shared data dir with data/iab taxonomies (default <repo>/../shared)"`
 }
 

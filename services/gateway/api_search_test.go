@@ -19,7 +19,7 @@ func newTestServer(t *testing.T) (*Server, *store.DB) {
 	t.Helper()
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
-	s, err := New(Config{HTTPAddr: "127.0.0.1:0"}, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
+	s, err := New(Config{HTTPAddr: "127.0.0.1:0", AdminToken: testAdminToken}, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func TestSearchEndpoint(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := s.Handler()
+	h := asAdmin(s.Handler())
 	tests := []struct {
 		name, url string
 		status    int

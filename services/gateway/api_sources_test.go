@@ -33,7 +33,7 @@ type srcEnv struct {
 func newSrcEnv(t *testing.T, withGoogle bool) *srcEnv {
 	t.Helper()
 	e := &srcEnv{t: t, db: testkit.DB(t)}
-	e.cfg = Config{HTTPAddr: "127.0.0.1:0"}
+	e.cfg = Config{HTTPAddr: "127.0.0.1:0", AdminToken: testAdminToken}
 	e.cfg.DataDir = t.TempDir()
 	if withGoogle {
 		e.oauth = oauthfake.New("cid", "csecret")
@@ -55,7 +55,7 @@ func newSrcEnv(t *testing.T, withGoogle bool) *srcEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { srv.ln.Close() })
-	h = srv.Handler()
+	h = asAdmin(srv.Handler())
 	return e
 }
 

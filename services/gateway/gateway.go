@@ -34,6 +34,7 @@ type Config struct {
 	LoginPerMinute int           `env:"OWNYOU_LOGIN_PER_MINUTE" envDefault:"10" help:"sign-in attempts allowed per client address per minute"`
 	EventsInterval time.Duration `env:"OWNYOU_EVENTS_INTERVAL" envDefault:"2s" help:"how often GET /api/v1/events checks pipeline progress"`
 	Sources        SourcesConfig
+	StallAfter     time.Duration `env:"OWNYOU_STALL_AFTER" envDefault:"2m" help:"a worker, stage or syncing source silent this long is flagged as stalled"`
 }
 
 // Server is the gateway service.

@@ -4,6 +4,7 @@ import (
 	"net/http"
 
 	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/ops"
 )
 
 // routes is the gateway's route table: one line per endpoint. Each area keeps
@@ -31,6 +32,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/emails/{id}/raw", s.emailRaw)
 	mux.HandleFunc("GET /api/v1/pipeline", s.pipeline)
 	mux.HandleFunc("GET /api/v1/search", s.searchMail)
+	mux.Handle("GET /api/v1/ops/status", ops.StatusHandler(s.db, s.bus, s.cfg.StallAfter, s.log))
+	mux.Handle("POST /api/v1/ops/reconcile", ops.NewReconciler(s.db, s.bus, ops.ReconcileOptions{Log: s.log}))
 
 	src := s.sourcesAPI()
 	mux.HandleFunc("GET /api/v1/sources", src.list)

@@ -2,7 +2,7 @@
 // and prints precision, recall and accuracy as BENCH lines.
 //
 // Env: OWNYOU_SHARED_DIR (taxonomies), OWNYOU_WORDVEC_PATH (wink vectors JSON),
-// OWNYOU_MODEL_CACHE (cache dir, default ./.data/models).
+// OWNYOU_MODEL_DIR (cache dir, default ./.data/models).
 package main
 
 import (
@@ -52,7 +52,7 @@ func run(ctx context.Context, verbose bool) error {
 	if err := eval.Validate(tax, set); err != nil {
 		return err
 	}
-	cache := os.Getenv("OWNYOU_MODEL_CACHE")
+	cache := os.Getenv("OWNYOU_MODEL_DIR")
 	if cache == "" {
 		cache = filepath.Join(".data", "models")
 	}

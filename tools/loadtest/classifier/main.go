@@ -117,7 +117,7 @@ func envConfig(cfg *classifier.Config, common *app.Common) error {
 	common.Bus = bus.Config{URL: os.Getenv("OWNYOU_NATS_URL"), DuplicateWindow: 2 * time.Minute, Retention: time.Hour, MaxDeliver: 5,
 		AckWait: 30 * time.Second, BackoffBase: 200 * time.Millisecond, BackoffMax: 2 * time.Second, DrainTimeout: 10 * time.Second}
 	cfg.WordVecPath = os.Getenv("OWNYOU_WORDVEC_PATH")
-	cfg.ModelCache = os.Getenv("OWNYOU_MODEL_CACHE")
+	cfg.ModelCache = os.Getenv("OWNYOU_MODEL_DIR")
 	cfg.TaxonomyDir = os.Getenv("OWNYOU_TAXONOMY_DIR")
 	cfg.Concurrency = atoi("OWNYOU_CLASSIFIER_CONCURRENCY")
 	cfg.BatchSize = atoi("OWNYOU_CLASSIFIER_BATCH_SIZE")

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/ops"
 	"github.com/ownyou/home/services/agents"
 )
 
@@ -20,8 +21,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	var cfg agents.Config
+	var cfg struct {
+		agents.Config
+		Ops ops.Config
+	}
 	return app.Main(ctx, "agents", args, &cfg, func() (app.Common, []app.Builder) {
-		return cfg.Common, []app.Builder{agents.Builder(cfg)}
+		return cfg.Common, []app.Builder{agents.Builder(cfg.Config), ops.Builder(cfg.Ops, false, "agents")}
 	})
 }

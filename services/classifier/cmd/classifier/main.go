@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/ops"
 	"github.com/ownyou/home/services/classifier"
 )
 
@@ -20,8 +21,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	var cfg classifier.Config
+	var cfg struct {
+		classifier.Config
+		Ops ops.Config
+	}
 	return app.Main(ctx, "classifier", args, &cfg, func() (app.Common, []app.Builder) {
-		return cfg.Common, []app.Builder{classifier.Builder(cfg)}
+		return cfg.Common, []app.Builder{classifier.Builder(cfg.Config), ops.Builder(cfg.Ops, false, "classifier")}
 	})
 }

@@ -65,7 +65,7 @@ var (
 )
 
 // WordVec opens the lite word-vector model from $OWNYOU_WORDVEC_PATH, caching
-// the converted file under $OWNYOU_MODEL_CACHE (default: the user cache dir).
+// the converted file under $OWNYOU_MODEL_DIR (default: the user cache dir).
 func WordVec(t testing.TB) *wordvec.Model {
 	t.Helper()
 	src := os.Getenv("OWNYOU_WORDVEC_PATH")
@@ -73,7 +73,7 @@ func WordVec(t testing.TB) *wordvec.Model {
 		missing(t, "OWNYOU_WORDVEC_PATH unset: the wink vectors are needed")
 	}
 	wvOnce.Do(func() {
-		cache := os.Getenv("OWNYOU_MODEL_CACHE")
+		cache := os.Getenv("OWNYOU_MODEL_DIR")
 		if cache == "" {
 			base, err := os.UserCacheDir()
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"syscall"
 
 	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/ops"
 	"github.com/ownyou/home/services/ingest"
 )
 
@@ -20,8 +21,11 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) error {
-	var cfg ingest.Config
+	var cfg struct {
+		ingest.Config
+		Ops ops.Config
+	}
 	return app.Main(ctx, "ingest", args, &cfg, func() (app.Common, []app.Builder) {
-		return cfg.Common, []app.Builder{ingest.Builder(cfg)}
+		return cfg.Common, []app.Builder{ingest.Builder(cfg.Config), ops.Builder(cfg.Ops, false, "ingest")}
 	})
 }
