@@ -36,8 +36,8 @@ type Config struct {
 	EventWindow time.Duration `env:"OWNYOU_AGENTS_EVENT_WINDOW" envDefault:"48h" help:"how close a booked date must be to refresh its card"`
 	EventScan   time.Duration `env:"OWNYOU_AGENTS_EVENT_SCAN" envDefault:"1h" help:"how often to look for approaching booked dates"`
 	LLMURL      string        `env:"OWNYOU_LLM_BASE_URL" help:"OpenAI-compatible base URL (shared with the classifier) that also rewrites card titles and summaries; empty = no LLM"`
-	LLMModel    string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint"`
-	LLMKey      string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for OWNYOU_LLM_BASE_URL"`
+	LLMModel    string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint; optional: only used when OWNYOU_LLM_BASE_URL is set"`
+	LLMKey      string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for OWNYOU_LLM_BASE_URL; optional: local servers need none"`
 	SharedDir   string        `env:"OWNYOU_SHARED_DIR" help:"shared data dir with data/iab taxonomies (default <repo>/../shared)"`
 }
 

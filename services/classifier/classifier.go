@@ -45,13 +45,13 @@ type Config struct {
 	DecayEvery  time.Duration `env:"OWNYOU_CLASSIFIER_DECAY_EVERY" envDefault:"1h" help:"how often profile confidences are decayed"`
 
 	LLMBaseURL       string        `env:"OWNYOU_LLM_BASE_URL" help:"OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1; empty = local classifier only"`
-	LLMModel         string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint"`
-	LLMAPIKey        string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for the endpoint"`
+	LLMModel         string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint; optional: only used when OWNYOU_LLM_BASE_URL is set"`
+	LLMAPIKey        string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for OWNYOU_LLM_BASE_URL; optional: local servers need none"`
 	LLMConcurrency   int           `env:"OWNYOU_LLM_CONCURRENCY" envDefault:"4" help:"LLM calls in flight in this process"`
 	LLMTimeout       time.Duration `env:"OWNYOU_LLM_TIMEOUT" envDefault:"90s" help:"timeout of one LLM call"`
 	LLMBatchTokens   int           `env:"OWNYOU_LLM_BATCH_TOKENS" envDefault:"6000" help:"prompt token budget for the emails of one call"`
 	LLMMonthlyTokens int64         `env:"OWNYOU_LLM_MONTHLY_TOKENS" envDefault:"0" help:"monthly token budget (0 = unlimited)"`
-	LLMJSONObject    bool          `env:"OWNYOU_LLM_JSON_OBJECT" help:"ask for json_object instead of json_schema (servers without structured outputs)"`
+	LLMJSONObject    bool          `env:"OWNYOU_LLM_JSON_OBJECT" envDefault:"false" help:"ask for json_object instead of json_schema (servers without structured outputs)"`
 }
 
 // Base returns the common block.

@@ -26,8 +26,8 @@ import (
 // service must use the same key: same OWNYOU_SECRET_KEY or data dir).
 type SourcesConfig struct {
 	SecretKey          string `env:"OWNYOU_SECRET_KEY" secret:"true" help:"base64 or hex 32-byte key for credentials at rest; default: a generated key file in the data dir"`
-	GoogleClientID     string `env:"OWNYOU_GOOGLE_CLIENT_ID" help:"OAuth client id for Gmail (Google Cloud console, web application)"`
-	GoogleClientSecret string `env:"OWNYOU_GOOGLE_CLIENT_SECRET" secret:"true" help:"OAuth client secret for Gmail"`
+	GoogleClientID     string `env:"OWNYOU_GOOGLE_CLIENT_ID" help:"OAuth client id for Gmail (Google Cloud console, web application); optional: empty = Gmail cannot be connected"`
+	GoogleClientSecret string `env:"OWNYOU_GOOGLE_CLIENT_SECRET" secret:"true" help:"OAuth client secret for Gmail; optional, goes with OWNYOU_GOOGLE_CLIENT_ID"`
 	PublicURL          string `env:"OWNYOU_PUBLIC_URL" help:"URL the browser uses to reach the gateway (for the OAuth redirect); default http://<OWNYOU_HTTP_ADDR>"`
 	GoogleAuthURL      string `env:"OWNYOU_GOOGLE_AUTH_URL" help:"override of Google's OAuth consent endpoint (tests)"`
 	GoogleTokenURL     string `env:"OWNYOU_GOOGLE_TOKEN_URL" help:"override of Google's OAuth token endpoint (tests)"`

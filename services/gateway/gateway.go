@@ -28,7 +28,7 @@ type Config struct {
 	app.Common
 	HTTPAddr       string        `env:"OWNYOU_HTTP_ADDR" envDefault:"127.0.0.1:8080" help:"where the API and UI listen"`
 	MaxUploadBytes int64         `env:"OWNYOU_MAX_UPLOAD_BYTES" envDefault:"8589934592" help:"largest file accepted by POST /api/v1/imports"`
-	AdminPassword  string        `env:"OWNYOU_ADMIN_PASSWORD" secret:"true" help:"unattended install: the admin password to create at first start (an existing one is kept)"`
+	AdminPassword  string        `env:"OWNYOU_ADMIN_PASSWORD" secret:"true" help:"optional, for unattended installs: the admin password to create at first start (an existing one is kept)"`
 	AdminToken     string        `env:"OWNYOU_ADMIN_TOKEN" secret:"true" help:"when set, Authorization: Bearer <token> is accepted as the admin (scripts, tests)"`
 	SessionTTL     time.Duration `env:"OWNYOU_SESSION_TTL" envDefault:"720h" help:"how long a browser session stays signed in"`
 	LoginPerMinute int           `env:"OWNYOU_LOGIN_PER_MINUTE" envDefault:"10" help:"sign-in attempts allowed per client address per minute"`

@@ -39,8 +39,8 @@ type Config struct {
 	MaxMessageBytes int64         `env:"OWNYOU_INGEST_MAX_MESSAGE_BYTES" envDefault:"26214400" help:"larger messages are recorded as errors, not stored"`
 
 	SecretKey          string        `env:"OWNYOU_SECRET_KEY" secret:"true" help:"base64 or hex 32-byte key for credentials at rest; default: a generated key file in the data dir"`
-	GoogleClientID     string        `env:"OWNYOU_GOOGLE_CLIENT_ID" help:"OAuth client id for Gmail"`
-	GoogleClientSecret string        `env:"OWNYOU_GOOGLE_CLIENT_SECRET" secret:"true" help:"OAuth client secret for Gmail"`
+	GoogleClientID     string        `env:"OWNYOU_GOOGLE_CLIENT_ID" help:"OAuth client id for Gmail; optional: empty = Gmail sources cannot sync"`
+	GoogleClientSecret string        `env:"OWNYOU_GOOGLE_CLIENT_SECRET" secret:"true" help:"OAuth client secret for Gmail; optional, goes with OWNYOU_GOOGLE_CLIENT_ID"`
 	GoogleTokenURL     string        `env:"OWNYOU_GOOGLE_TOKEN_URL" help:"override of Google's OAuth token endpoint (tests)"`
 	GmailEndpoint      string        `env:"OWNYOU_GMAIL_ENDPOINT" help:"override of the Gmail API root (tests)"`
 	GmailQuotaPerMin   int           `env:"OWNYOU_GMAIL_QUOTA_PER_MINUTE" envDefault:"12000" help:"Gmail quota units per minute this process may use (Google allows 15000)"`
