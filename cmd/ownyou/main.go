@@ -34,6 +34,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	_, cfg.ExternalNATS = os.LookupEnv("OWNYOU_NATS_URL")
+	if _, set := os.LookupEnv("OWNYOU_EMBED_WAIT_FOR_MODEL"); !set {
+		// Natively, a missing model (no `make models` yet) must not stop mail
+		// import: the embedder waits, not ready, and says why.
+		cfg.Embedder.WaitForModel = true
+	}
 	log, err := telemetry.NewLogger(os.Stderr, cfg.Gateway.Telemetry)
 	if err != nil {
 		return err

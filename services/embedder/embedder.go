@@ -43,6 +43,7 @@ type Config struct {
 	MaxBatch     int           `env:"OWNYOU_EMBED_BATCH" envDefault:"32" help:"sequences per ONNX batch"`
 	BatchWait    time.Duration `env:"OWNYOU_EMBED_BATCH_WAIT" envDefault:"5ms" help:"how long a sequence waits for batch company"`
 	Queue        int           `env:"OWNYOU_EMBED_QUEUE" envDefault:"1024" help:"sequences queued for the model at most"`
+	WaitForModel bool          `env:"OWNYOU_EMBED_WAIT_FOR_MODEL" envDefault:"false" help:"when the model cannot be loaded, keep running not-ready (emails wait in the stream) and retry every minute instead of exiting; the native stack turns this on"`
 	Concurrency  int           `env:"OWNYOU_EMBEDDER_CONCURRENCY" envDefault:"16" help:"emails embedded at once by this process (their windows share ONNX batches)"`
 	Requests     int           `env:"OWNYOU_EMBED_REQUESTS" envDefault:"8" help:"embedding requests served at once; more are refused as overloaded"`
 	MaxTexts     int           `env:"OWNYOU_EMBED_REQUEST_MAX_TEXTS" envDefault:"256" help:"texts per embedding request at most"`
@@ -150,9 +151,19 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 	return s, nil
 }
 
-// Builder is the app.Builder of the embedder service.
+// Builder is the app.Builder of the embedder service. With WaitForModel, a
+// model that cannot be loaded yet gives a waiting service instead of an error.
 func Builder(cfg Config) app.Builder {
-	return app.Builder{Name: "embedder", Build: func(_ context.Context, d app.Deps) (app.Service, error) { return New(cfg, d) }}
+	return app.Builder{Name: "embedder", Build: func(_ context.Context, d app.Deps) (app.Service, error) {
+		s, err := New(cfg, d)
+		if err != nil && cfg.WaitForModel && !errors.Is(err, ErrConfig) {
+			return newWaiting(cfg, d, err), nil
+		}
+		if err == nil && d.Health != nil {
+			d.Health.Add("model", func(context.Context) error { return nil })
+		}
+		return s, err
+	}}
 }
 
 // ModelID is the id stored with every vector this service writes.
