@@ -22,9 +22,11 @@ models: ## download and verify the model files pinned in models/ (MiniLM weights
 build: ## build the native stack and every service binary into bin/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/ownyou ./cmd/ownyou
+	$(GO) build -o $(BIN)/models ./cmd/models
 	@for s in $(SERVICES); do $(GO) build -o $(BIN)/$$s ./services/$$s/cmd/$$s || exit 1; done
 
 run: deps build ## run the whole system natively (gateway on http://127.0.0.1:8080)
+	@$(BIN)/models fetch all-minilm-l6-v2 || echo "make run: the MiniLM weights could not be fetched; mail imports and lists, and the embedder stage waits until 'make models' succeeds"
 	$(BIN)/ownyou
 
 test: deps ## run every test (starts its own Postgres and NATS)
