@@ -20,6 +20,7 @@ import (
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/services/agents/agent"
 	"github.com/ownyou/home/services/agents/sched"
 	"github.com/ownyou/home/services/agents/trigger"
@@ -38,7 +39,7 @@ type Config struct {
 	LLMURL      string        `env:"OWNYOU_LLM_BASE_URL" help:"OpenAI-compatible base URL (shared with the classifier) that also rewrites card titles and summaries; empty = no LLM"`
 	LLMModel    string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint; optional: only used when OWNYOU_LLM_BASE_URL is set"`
 	LLMKey      string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for OWNYOU_LLM_BASE_URL; optional: local servers need none"`
-	SharedDir   string        `env:"OWNYOU_SHARED_DIR" help:"shared data dir with data/iab taxonomies (default <repo>/../shared)"`
+	TaxonomyDir string        `env:"OWNYOU_TAXONOMY_DIR" help:"directory holding the IAB TSVs, for category names (default: <data dir>/models/iab-taxonomies, else $OWNYOU_SHARED_DIR/data/iab)"`
 }
 
 // Base returns the common block.
@@ -73,7 +74,7 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 		return nil, fmt.Errorf("agents: %w", err)
 	}
 	log := d.Log.With("stage", bus.ConsumerAgents)
-	nm, err := loadNames(sharedDir(cfg.SharedDir))
+	nm, err := taxonomy.Load(taxonomy.Dir(cfg.TaxonomyDir, cfg.DataDir))
 	if err != nil {
 		log.Warn("category names unavailable; agents see category ids", "err", err)
 	}
@@ -137,7 +138,7 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) handle(ctx context.Context, m bus.EmailClassified) error {
 	var cats []string
 	for _, c := range m.Categories {
-		cats = append(cats, s.data.names.name(c.Taxonomy, c.ID))
+		cats = append(cats, s.data.names.Name(c.Taxonomy, c.ID))
 	}
 	now := time.Now()
 	s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified, At: now, EmailIDs: []string{m.EmailID}, Categories: cats})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/pkg/testkit"
 	"github.com/ownyou/home/services/agents/agent"
 	"github.com/ownyou/home/services/agents/trigger"
@@ -36,7 +38,7 @@ func start(t *testing.T, tweak ...func(*Config, *store.DB)) *fixture {
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
 	cfg := Config{Concurrency: 2, PerAgent: 1, Schedules: "", Debounce: 50 * time.Millisecond, DebounceMax: time.Second,
-		EventWindow: 48 * time.Hour, EventScan: time.Hour, SharedDir: testkit.SharedDir(t)}
+		EventWindow: 48 * time.Hour, EventScan: time.Hour, TaxonomyDir: filepath.Join(testkit.SharedDir(t), "data", "iab")}
 	for _, f := range tweak {
 		f(&cfg, db)
 	}
@@ -203,7 +205,7 @@ func jobFor(t *testing.T, agentName string) trigger.Job {
 func TestPgDataReadsMailProfileAndSources(t *testing.T) {
 	db := testkit.DB(t)
 	ctx := context.Background()
-	nm, err := loadNames(testkit.SharedDir(t))
+	nm, err := taxonomy.Load(filepath.Join(testkit.SharedDir(t), "data", "iab"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +261,7 @@ func TestMailSearchUsesTheIndex(t *testing.T) {
 	if !strings.Contains(plan.String(), "emails_agents_fts_idx") {
 		t.Fatalf("search does not use the index:\n%s", plan.String())
 	}
-	d := &pgData{db: db, names: names{}}
+	d := &pgData{db: db, names: nil}
 	es, err := d.SearchEmails(ctx, agent.EmailQuery{Text: "flights"})
 	if err != nil || len(es) != 1 || es[0].ID != "hit" {
 		t.Fatalf("search = %v, %v", es, err)

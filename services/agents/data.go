@@ -10,13 +10,14 @@ import (
 
 	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/services/agents/agent"
 )
 
 // pgData is agent.Data over Postgres. Safe for concurrent use.
 type pgData struct {
 	db    *store.DB
-	names names
+	names *taxonomy.Set // category names; nil shows ids
 }
 
 var queryWordRe = regexp.MustCompile(`[\p{L}\p{N}]{3,}`)
@@ -82,7 +83,7 @@ func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) ([]agent.
 		e.Date = e.Date.UTC()
 		for _, c := range cats {
 			tax, id, _ := strings.Cut(c, ":")
-			e.Categories = append(e.Categories, d.names.name(tax, id))
+			e.Categories = append(e.Categories, d.names.Name(tax, id))
 		}
 		if len(q.Categories) > 0 && !anyPrefix(e.Categories, q.Categories) {
 			continue
@@ -123,7 +124,7 @@ func (d *pgData) Profile(ctx context.Context) (agent.Profile, error) {
 		if err := rows.Scan(&tax, &id, &conf, &n, &at); err != nil {
 			return p, fmt.Errorf("read profile: %w", err)
 		}
-		p.Interests = append(p.Interests, agent.Interest{Category: id, Name: d.names.name(tax, id), Confidence: float64(conf), Evidence: n})
+		p.Interests = append(p.Interests, agent.Interest{Category: id, Name: d.names.Name(tax, id), Confidence: float64(conf), Evidence: n})
 		if at.After(p.UpdatedAt) {
 			p.UpdatedAt = at
 		}

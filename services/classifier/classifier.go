@@ -16,7 +16,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"time"
@@ -93,12 +92,7 @@ func build(ctx context.Context, cfg Config, d app.Deps) (*Service, error) {
 	if dataDir == "" {
 		dataDir = d.Common.DataDir
 	}
-	taxDir := cfg.TaxonomyDir
-	if taxDir == "" {
-		taxDir = firstExisting(filepath.Join(dataDir, "models", "iab-taxonomies", taxonomy.AudienceFile),
-			filepath.Join(sharedDir(), "data", "iab", taxonomy.AudienceFile))
-		taxDir = filepath.Dir(taxDir)
-	}
+	taxDir := taxonomy.Dir(cfg.TaxonomyDir, dataDir)
 	tax, err := taxonomy.Load(taxDir)
 	if err != nil {
 		return nil, fmt.Errorf("classifier: %w", err)
@@ -150,22 +144,6 @@ func build(ctx context.Context, cfg Config, d app.Deps) (*Service, error) {
 	s.batcher = newBatcher(cfg.BatchSize, cfg.BatchWait, s.process)
 	log.InfoContext(ctx, "classifier ready", "backend", backend, "model", model, "taxonomies", taxDir, "batch", cfg.BatchSize, "concurrency", cfg.Concurrency)
 	return s, nil
-}
-
-func sharedDir() string {
-	if d := os.Getenv("OWNYOU_SHARED_DIR"); d != "" {
-		return d
-	}
-	return filepath.Join("..", "shared")
-}
-
-func firstExisting(paths ...string) string {
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return paths[len(paths)-1]
 }
 
 // Run consumes emails.embedded until ctx is cancelled, then drains.

@@ -18,8 +18,8 @@ import (
 
 // Taxonomy names as stored in classifications.taxonomy and profile.taxonomy.
 const (
-	dbAudience = "audience-1.1"
-	dbContent  = "content-3.1"
+	dbAudience = taxonomy.KeyAudience
+	dbContent  = taxonomy.KeyContent
 )
 
 func dbTaxonomy(k taxonomy.Kind) string {
