@@ -42,7 +42,7 @@ var readElsewhere = map[string]bool{
 	"OWNYOU_MODEL_DIR": true, "OWNYOU_MODEL_MIRROR": true, "OWNYOU_ORT_LIB": true,
 	"OWNYOU_EMBED_THREADS": true, "OWNYOU_SECRET_KEY": true, "OWNYOU_GOOGLE_CLIENT_ID": true,
 	"OWNYOU_GOOGLE_CLIENT_SECRET": true, "OWNYOU_LLM_BASE_URL": true, "OWNYOU_LLM_MODEL": true,
-	"OWNYOU_LLM_API_KEY": true,
+	"OWNYOU_LLM_API_KEY":    true,
 	"OWNYOU_ADMIN_PASSWORD": true,
 }
 
