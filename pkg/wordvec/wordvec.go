@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"strings"
 	"unicode"
+
+	"github.com/ownyou/home/pkg/vec"
 )
 
 // ModelName is the model identifier, stable across processes: stored vectors
@@ -365,22 +367,8 @@ func (m *Model) embedOne(text string) []float32 {
 			}
 		}
 	}
-	normalize(v)
+	vec.Normalize(v)
 	return v
-}
-
-func normalize(v []float32) {
-	var n float64
-	for _, x := range v {
-		n += float64(x) * float64(x)
-	}
-	if n == 0 {
-		return
-	}
-	inv := float32(1 / math.Sqrt(n))
-	for i := range v {
-		v[i] *= inv
-	}
 }
 
 // Tokenize lower-cases text and splits it into word tokens: runs of letters

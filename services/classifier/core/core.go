@@ -5,7 +5,6 @@ package core
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/ownyou/home/pkg/taxonomy"
@@ -68,32 +67,4 @@ type Embedder interface {
 type Backend interface {
 	Classify(ctx context.Context, emails []Email) ([]Classification, error)
 	Name() string
-}
-
-// Cosine returns the dot product of two vectors, which is their cosine when
-// both are unit vectors (as every Embedder returns).
-func Cosine(a, b []float32) float64 {
-	if len(a) != len(b) {
-		return 0
-	}
-	var s float64
-	for i := range a {
-		s += float64(a[i]) * float64(b[i])
-	}
-	return s
-}
-
-// Normalize scales v to unit length in place (zero vectors stay zero).
-func Normalize(v []float32) {
-	var n float64
-	for _, x := range v {
-		n += float64(x) * float64(x)
-	}
-	if n == 0 {
-		return
-	}
-	inv := float32(1 / math.Sqrt(n))
-	for i := range v {
-		v[i] *= inv
-	}
 }

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ownyou/home/pkg/vec"
+
 	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/services/classifier/core"
 )
@@ -84,7 +86,7 @@ func (s *shortlister) emailVectors(ctx context.Context, batch []prepared) ([][]f
 				}
 			}
 			if n > 0 {
-				core.Normalize(v)
+				vec.Normalize(v)
 				out[i] = v
 				continue
 			}
@@ -127,7 +129,7 @@ func (s *shortlister) forBatch(ctx context.Context, batch []prepared) (map[taxon
 			scores := make([]float64, len(sc.cats))
 			order := make([]int, len(sc.cats))
 			for j, cv := range sc.vecs {
-				scores[j] = core.Cosine(ev, cv)
+				scores[j] = vec.Cosine(ev, cv)
 				order[j] = j
 			}
 			sort.Slice(order, func(a, b int) bool { return scores[order[a]] > scores[order[b]] })

@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/ownyou/home/pkg/vec"
+
 	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/services/classifier/core"
 )
@@ -298,7 +300,7 @@ func meanVector(chunks []core.Chunk, dim int) []float32 {
 			v[j] += x
 		}
 	}
-	core.Normalize(v)
+	vec.Normalize(v)
 	return v
 }
 
@@ -312,7 +314,7 @@ func (b *Backend) classifySection(idx *sectionIndex, e core.Email, ev emailVecto
 	for _, tn := range idx.tops {
 		s := tierScore(ev.whole, tn) + voteW*vote(ev, tn)
 		if interest != nil {
-			s += agreeW * core.Cosine(tn.nameVec, interest.nameVec)
+			s += agreeW * vec.Cosine(tn.nameVec, interest.nameVec)
 		}
 		s += sig.boost(idx.tax, tn.cat)
 		tops = append(tops, scored{tn, s})
@@ -330,7 +332,7 @@ func (b *Backend) classifySection(idx *sectionIndex, e core.Email, ev emailVecto
 		cat, leafScore := t.n.cat, t.score
 		// Descend to the best child when it is a clear match.
 		for _, k := range t.n.kids {
-			if ks := core.Cosine(ev.whole, k.vec); ks > b.cfg.MinScore+0.15 && ks > leafScore-0.02 {
+			if ks := vec.Cosine(ev.whole, k.vec); ks > b.cfg.MinScore+0.15 && ks > leafScore-0.02 {
 				cat, leafScore = k.cat, ks
 			}
 		}
@@ -380,13 +382,13 @@ func excerpt(e core.Email) string {
 // tierScore blends the Tier-1 description's similarity with the mean of its
 // best-matching descendants: a broad subtree alone would attract everything.
 func tierScore(v []float32, tn *node) float64 {
-	own := core.Cosine(v, tn.vec)
+	own := vec.Cosine(v, tn.vec)
 	if len(tn.kids) == 0 {
 		return own
 	}
 	ks := make([]float64, len(tn.kids))
 	for i, k := range tn.kids {
-		ks[i] = core.Cosine(v, k.vec)
+		ks[i] = vec.Cosine(v, k.vec)
 	}
 	sort.Sort(sort.Reverse(sort.Float64Slice(ks)))
 	n := min(kidsK, len(ks))
@@ -416,9 +418,9 @@ func vote(ev emailVector, tn *node) float64 {
 	var sum, tot float64
 	for i, w := range ev.words {
 		tot += ev.weights[i]
-		best := core.Cosine(w, tn.nameVec)
+		best := vec.Cosine(w, tn.nameVec)
 		for _, k := range tn.kids {
-			if c := core.Cosine(w, k.nameVec); c > best {
+			if c := vec.Cosine(w, k.nameVec); c > best {
 				best = c
 			}
 		}
