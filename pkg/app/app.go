@@ -15,8 +15,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sort"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -293,4 +295,14 @@ func ExitCode(err error) int {
 	default:
 		return 1
 	}
+}
+
+// Exit is the body of a binary's main: it runs run with a context cancelled by
+// SIGINT or SIGTERM and the command-line arguments, then exits with
+// ExitCode of its result.
+func Exit(run func(ctx context.Context, args []string) error) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	os.Exit(ExitCode(err))
 }

@@ -5,21 +5,13 @@ package main
 
 import (
 	"context"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/ops"
 	"github.com/ownyou/home/services/gateway"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
-	stop()
-	os.Exit(app.ExitCode(err))
-}
+func main() { app.Exit(run) }
 
 func run(ctx context.Context, args []string) error {
 	var cfg struct {
