@@ -8,23 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/pkg/store"
-	"github.com/ownyou/home/pkg/testkit"
 )
-
-func missionServer(t *testing.T) (*Server, *store.DB) {
-	t.Helper()
-	db := testkit.DB(t)
-	b := testkit.NATS(t, db)
-	s, err := New(Config{HTTPAddr: "127.0.0.1:0", AdminToken: testAdminToken}, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.ln.Close() })
-	return s, db
-}
 
 func do(t *testing.T, s *Server, method, path, body string) (int, map[string]any) {
 	t.Helper()
@@ -57,7 +43,7 @@ func seedCard(t *testing.T, db *store.DB, agent, key string, urgency mission.Urg
 }
 
 func TestMissionFeedRanksAndPresents(t *testing.T) {
-	s, db := missionServer(t)
+	s, db := newTestServer(t)
 	low := seedCard(t, db, "travel", "low", mission.UrgencyLow, 0)
 	high := seedCard(t, db, "travel", "high", mission.UrgencyCritical, 24*time.Hour)
 	seedCard(t, db, "events", "other", mission.UrgencyNormal, 0)
@@ -80,7 +66,7 @@ func TestMissionFeedRanksAndPresents(t *testing.T) {
 }
 
 func TestMissionFeedbackAndActions(t *testing.T) {
-	s, db := missionServer(t)
+	s, db := newTestServer(t)
 	c := seedCard(t, db, "travel", "a", mission.UrgencyHigh, 72*time.Hour)
 	until := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
 	tests := []struct {
@@ -131,7 +117,7 @@ func TestMissionFeedbackAndActions(t *testing.T) {
 }
 
 func TestRequestsAndRuns(t *testing.T) {
-	s, db := missionServer(t)
+	s, db := newTestServer(t)
 	code, body := do(t, s, "POST", "/api/v1/requests", `{"text":"any concerts coming up?"}`)
 	if code != 202 || body["status"] != "queued" {
 		t.Fatalf("create = %d %v", code, body)
