@@ -153,7 +153,8 @@ func TestBrowserUI(t *testing.T) {
 	step("pipeline reaches 100%",
 		chromedp.Navigate(baseURL+"/#/pipeline"),
 		chromedp.WaitVisible(".stage"),
-		waitJS(`[...document.querySelectorAll('.stage .big-num')].length === 4 && [...document.querySelectorAll('.stage .big-num')].every(e => e.textContent === '100%')`),
+		// 0 of 0 also reads 100%: wait until every stage counts the whole mailbox.
+		waitJS(fmt.Sprintf(`[...document.querySelectorAll('.stage')].length === 4 && [...document.querySelectorAll('.stage')].every(e => e.querySelector('.big-num')?.textContent === '100%%' && (e.querySelector('.muted')?.textContent || '').startsWith('%d of %d'))`, total, total)),
 		shot("04-pipeline"),
 	)
 	var processed string
