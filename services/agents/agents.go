@@ -56,12 +56,14 @@ type Service struct {
 	scheds []trigger.Schedule
 	deb    *trigger.Debouncer
 
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	retries map[string]bool // data jobs waiting out a cool-down, by agent
-	runCtx  context.Context // cancelled when the service stops
-	jobCtx  context.Context // cancelled a grace period after the service stops
-	stopJob context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	retries  map[string]*retry // data jobs waiting out a cool-down, by agent
+	batching bool              // a batch of pending new-mail triggers is running
+	again    bool              // more new mail arrived during the batch
+	runCtx   context.Context   // cancelled when the service stops
+	jobCtx   context.Context   // cancelled a grace period after the service stops
+	stopJob  context.CancelFunc
 }
 
 // shutdownGrace is how long runs in flight at shutdown may continue.
@@ -78,7 +80,7 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 	if err != nil {
 		log.Warn("category names unavailable; agents see category ids", "err", err)
 	}
-	s := &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: log, scheds: scheds, retries: map[string]bool{}, runCtx: context.Background()}
+	s := &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: log, scheds: scheds, retries: map[string]*retry{}, runCtx: context.Background()}
 	s.jobCtx, s.stopJob = context.WithCancel(context.Background())
 	s.data = &pgData{db: d.DB, names: nm}
 	var writer agent.Writer
@@ -86,7 +88,9 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 		writer = agent.NewOpenAIWriter(cfg.LLMURL, cfg.LLMKey, cfg.LLMModel)
 	}
 	s.sched = sched.New(sched.Config{Concurrency: cfg.PerAgent}, agent.All(agent.Providers{}), s.data, writer, runStore{d.DB}, s, log)
-	s.deb = trigger.NewDebouncer(cfg.Debounce, cfg.DebounceMax, s.fire)
+	// the debouncer only says when a burst of new mail is over: the triggers
+	// themselves are the pending rows in Postgres
+	s.deb = trigger.NewDebouncer(cfg.Debounce, cfg.DebounceMax, func(trigger.Trigger) { s.firePending() })
 	return s, nil
 }
 
@@ -96,10 +100,11 @@ func Builder(cfg Config) app.Builder {
 }
 
 // Run consumes emails.classified and missions.requested, runs schedules and
-// event scans until ctx is cancelled, then drains: pending data triggers are
-// fired and runs in flight get a short grace period before they are
-// cancelled (and recorded as failed). At start it fires a catch-up trigger,
-// so mail acked just before a restart is not left unseen.
+// event scans until ctx is cancelled, then drains: runs in flight get a
+// short grace period before they are cancelled (and recorded as failed).
+// New-mail triggers not yet acted on stay pending in Postgres; at start,
+// pending triggers left by an earlier process (a crash, a shutdown in the
+// middle of a batch) are run at once.
 func (s *Service) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	defer s.stopJob()
@@ -121,31 +126,201 @@ func (s *Service) Run(ctx context.Context) error {
 		defer s.wg.Done()
 		s.scanEvents(ctx)
 	}()
-	s.fire(trigger.Trigger{Kind: trigger.Startup, At: time.Now()})
+	s.firePending()
 	<-ctx.Done()
 	c.Stop()
 	rc.Stop()
-	s.deb.Stop()
+	s.deb.Discard()
 	grace := time.AfterFunc(shutdownGrace, s.stopJob)
 	defer grace.Stop()
 	s.wg.Wait()
 	return nil
 }
 
-// handle turns a classified mail into a (debounced) data trigger and marks
-// the stage done; agents look at the whole mailbox, so a repeated message
-// only merges into the pending batch.
+// handle records a classified mail as a pending data trigger in Postgres
+// (idempotent by email id), marks the stage done and acks; the debounced
+// batch runs the agents on the pending triggers and clears them only once
+// its runs are recorded, so an ack never loses the work it promises.
 func (s *Service) handle(ctx context.Context, m bus.EmailClassified) error {
 	var cats []string
 	for _, c := range m.Categories {
 		cats = append(cats, s.data.names.Name(c.Taxonomy, c.ID))
 	}
-	now := time.Now()
-	s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified, At: now, EmailIDs: []string{m.EmailID}, Categories: cats})
-	if len(m.Categories) > 0 {
-		s.deb.Add(trigger.Trigger{Kind: trigger.DataProfile, At: now})
+	if err := addPending(ctx, s.db, m.EmailID, cats); err != nil {
+		return err
 	}
-	return s.db.MarkStageDone(ctx, m.EmailID, bus.ConsumerAgents)
+	if err := s.db.MarkStageDone(ctx, m.EmailID, bus.ConsumerAgents); err != nil {
+		return err
+	}
+	s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified, At: time.Now()})
+	return nil
+}
+
+// firePending starts a batch over the pending new-mail triggers, or, when
+// one is running, has it look again once it is done: batches run one at a
+// time, so each pending row is acted on by one batch.
+func (s *Service) firePending() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runCtx.Err() != nil {
+		return
+	}
+	if s.batching {
+		s.again = true
+		return
+	}
+	s.batching = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			more := s.runPending()
+			s.mu.Lock()
+			if (!more && !s.again) || s.runCtx.Err() != nil {
+				s.batching = false
+				s.mu.Unlock()
+				return
+			}
+			s.again = false
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// runPending runs the data agents on one batch of pending triggers: the
+// new mail's trigger (agents chosen by its categories) and, when the mail
+// had categories, the profile-change trigger, one job per agent since
+// both look at the whole mailbox. The batch's rows are cleared once every
+// job's run is recorded, even a failed one (its record says why); a batch
+// cut short by shutdown leaves its rows for the next start. It reports
+// whether more rows may be waiting.
+func (s *Service) runPending() (more bool) {
+	ctx := s.runCtx
+	rows, err := loadPending(ctx, s.db, pendingBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("pending triggers unreadable; retrying after the next quiet period", "err", err)
+			time.AfterFunc(s.cfg.Debounce, func() { s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified}) })
+		}
+		return false
+	}
+	if len(rows) == 0 {
+		return false
+	}
+	now := time.Now()
+	t := trigger.Trigger{Kind: trigger.DataClassified, At: now}
+	seenCat := map[string]bool{}
+	for _, r := range rows {
+		t.EmailIDs = append(t.EmailIDs, r.EmailID)
+		for _, c := range r.Categories {
+			if !seenCat[c] {
+				seenCat[c] = true
+				t.Categories = append(t.Categories, c)
+			}
+		}
+	}
+	jobs, err := trigger.Plan(t)
+	if err != nil {
+		s.log.Error("plan trigger", "kind", t.Kind, "err", err)
+		return false
+	}
+	if len(t.Categories) > 0 {
+		pj, err := trigger.Plan(trigger.Trigger{Kind: trigger.DataProfile, At: now})
+		if err != nil {
+			s.log.Error("plan trigger", "kind", trigger.DataProfile, "err", err)
+			return false
+		}
+		planned := map[string]bool{}
+		for _, j := range jobs {
+			planned[j.Agent] = true
+		}
+		for _, j := range pj {
+			if !planned[j.Agent] {
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := true
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !s.runData(j) {
+				mu.Lock()
+				done = false
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if !done {
+		return false
+	}
+	if err := donePending(ctx, s.db, rows); err != nil && ctx.Err() == nil {
+		s.log.Error("pending triggers not cleared; they will run again", "err", err)
+		return false
+	}
+	return len(rows) == pendingBatch
+}
+
+// retry is a data job waiting out its cool-down; batches that need the same
+// agent meanwhile wait for it instead of queueing runs of their own.
+type retry struct {
+	done chan struct{}
+	ok   bool
+}
+
+// runData runs a data job and reports whether its run is recorded: true
+// when it ran (ok or failed on its own), false when shutdown stopped it. A
+// job that is cooling down or already running waits for a run that starts
+// once the cool-down is over, so the new mail is looked at.
+func (s *Service) runData(j trigger.Job) bool {
+	_, err := s.sched.Run(s.jobCtx, j)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, sched.ErrCoolingDown), errors.Is(err, sched.ErrRunning):
+		return s.retryLater(j)
+	case s.runCtx.Err() != nil:
+		return false
+	default:
+		s.log.Warn("agent run failed", "agent", j.Agent, "trigger", j.Trigger, "err", err)
+		return true
+	}
+}
+
+// retryLater waits for the agent's data job to run again after its
+// cool-down, joining a wait already under way, and reports how it ended.
+func (s *Service) retryLater(j trigger.Job) bool {
+	key := j.Agent + "/" + string(j.Trigger)
+	s.mu.Lock()
+	r := s.retries[key]
+	if r == nil {
+		r = &retry{done: make(chan struct{})}
+		s.retries[key] = r
+		go func() {
+			defer close(r.done)
+			t := time.NewTimer(max(j.CoolDown, time.Second))
+			defer t.Stop()
+			select {
+			case <-s.runCtx.Done():
+			case <-t.C:
+			}
+			s.mu.Lock()
+			delete(s.retries, key) // batches from now on need a run that starts after their mail
+			s.mu.Unlock()
+			if s.runCtx.Err() != nil {
+				return
+			}
+			j.Input.Now = time.Now()
+			r.ok = s.runData(j)
+		}()
+	}
+	s.mu.Unlock()
+	<-r.done
+	return r.ok
 }
 
 // fire plans a trigger and runs its jobs in the background.
@@ -162,43 +337,18 @@ func (s *Service) fire(t trigger.Trigger) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.runJob(j, t)
+			s.runJob(j)
 		}()
 	}
 }
 
-func (s *Service) runJob(j trigger.Job, t trigger.Trigger) {
+func (s *Service) runJob(j trigger.Job) {
 	_, err := s.sched.Run(s.jobCtx, j)
 	switch {
-	case err == nil, errors.Is(err, sched.ErrRunning):
-	case errors.Is(err, sched.ErrCoolingDown):
-		if j.Trigger == trigger.DataClassified || j.Trigger == trigger.DataProfile {
-			s.retryLater(j, t) // new mail arrived during the cool-down: look again once it ends
-		}
+	case err == nil, errors.Is(err, sched.ErrRunning), errors.Is(err, sched.ErrCoolingDown):
 	default:
 		s.log.Warn("agent run failed", "agent", j.Agent, "trigger", j.Trigger, "err", err)
 	}
-}
-
-func (s *Service) retryLater(j trigger.Job, t trigger.Trigger) {
-	key := j.Agent + "/" + string(j.Trigger)
-	s.mu.Lock()
-	if s.retries[key] || s.runCtx.Err() != nil {
-		s.mu.Unlock()
-		return
-	}
-	s.retries[key] = true
-	s.mu.Unlock()
-	time.AfterFunc(j.CoolDown, func() {
-		s.mu.Lock()
-		delete(s.retries, key)
-		s.mu.Unlock()
-		if s.runCtx.Err() != nil {
-			return
-		}
-		j.Input.Now = time.Now()
-		s.runJob(j, t)
-	})
 }
 
 // scanEvents fires event triggers for cards whose date is approaching.
