@@ -18,7 +18,9 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/embedclient"
 	"github.com/ownyou/home/pkg/mission"
+	"github.com/ownyou/home/pkg/search"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/services/agents/agent"
@@ -36,6 +38,7 @@ type Config struct {
 	DebounceMax time.Duration `env:"OWNYOU_AGENTS_DEBOUNCE_MAX" envDefault:"5m" help:"longest a burst of new mail waits for the agents"`
 	EventWindow time.Duration `env:"OWNYOU_AGENTS_EVENT_WINDOW" envDefault:"48h" help:"how close a booked date must be to refresh its card"`
 	EventScan   time.Duration `env:"OWNYOU_AGENTS_EVENT_SCAN" envDefault:"1h" help:"how often to look for approaching booked dates"`
+	EmbedWait   time.Duration `env:"OWNYOU_AGENTS_EMBED_TIMEOUT" envDefault:"5s" help:"how long an evidence search waits for the embedder's query vector before it searches by keywords only"`
 	LLMURL      string        `env:"OWNYOU_LLM_BASE_URL" help:"OpenAI-compatible base URL (shared with the classifier) that also rewrites card titles and summaries; empty = no LLM"`
 	LLMModel    string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint; optional: only used when OWNYOU_LLM_BASE_URL is set"`
 	LLMKey      string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for OWNYOU_LLM_BASE_URL; optional: local servers need none"`
@@ -82,7 +85,9 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: log, scheds: scheds, retries: map[string]*retry{}, runCtx: context.Background()}
 	s.jobCtx, s.stopJob = context.WithCancel(context.Background())
-	s.data = &pgData{db: d.DB, names: nm}
+	// evidence search: keywords plus the embedder's query vector over NATS
+	// (embed.request); without an embedder it degrades to keywords and says so
+	s.data = &pgData{db: d.DB, names: nm, search: search.New(d.DB.Pool, embedclient.New(d.Bus.Conn(), cfg.EmbedWait), search.Config{})}
 	var writer agent.Writer
 	if cfg.LLMURL != "" {
 		writer = agent.NewOpenAIWriter(cfg.LLMURL, cfg.LLMKey, cfg.LLMModel)
@@ -471,9 +476,19 @@ func (r runStore) SaveRun(ctx context.Context, run sched.Run) error {
 	if !run.End.IsZero() {
 		end = &run.End
 	}
-	return r.db.SaveAgentRun(ctx, store.AgentRun{ID: run.ID, Agent: run.Agent, Trigger: string(run.Trigger), Subject: run.Subject,
+	if err := r.db.SaveAgentRun(ctx, store.AgentRun{ID: run.ID, Agent: run.Agent, Trigger: string(run.Trigger), Subject: run.Subject,
 		StartedAt: run.Start, EndedAt: end, Outcome: string(run.Outcome), Error: run.Error, ToolCalls: run.Usage.ToolCalls,
-		LLMCalls: run.Usage.LLMCalls, Cards: run.Usage.Cards, CardIDs: run.CardIDs, Rejected: run.Rejected, Limits: lim})
+		LLMCalls: run.Usage.LLMCalls, Cards: run.Usage.Cards, CardIDs: run.CardIDs, Rejected: run.Rejected, Limits: lim}); err != nil {
+		return err
+	}
+	if len(run.Notes) == 0 {
+		return nil
+	}
+	// the run's notes (migration 00411) are not part of store.AgentRun yet
+	if _, err := r.db.Pool.Exec(ctx, `UPDATE agent_runs SET notes = $2 WHERE id = $1`, run.ID, run.Notes); err != nil {
+		return fmt.Errorf("save run notes: %w", err)
+	}
+	return nil
 }
 
 func (r runStore) LastOK(ctx context.Context, agentName, subject string) (time.Time, error) {
