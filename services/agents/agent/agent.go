@@ -405,7 +405,7 @@ func All(p Providers) []Agent {
 		Shopping{Prices: p.Prices},
 		Travel{Flights: p.Flights},
 		Restaurant{},
-		Events{},
+		Events{Lister: p.Events},
 		Content{},
 		Diagnostic{},
 	}
@@ -416,6 +416,37 @@ func All(p Providers) []Agent {
 type Providers struct {
 	Prices  PriceProvider
 	Flights FlightStatusProvider
+	Events  EventLister
+}
+
+// EventLister finds upcoming events at a real event-listings service.
+// Implementations must be safe for concurrent use.
+type EventLister interface {
+	// Name names the service on the cards built from its listings.
+	Name() string
+	// UpcomingEvents returns events matching any of q's interests in q's
+	// place between q.From and q.To; finding none is an empty list, not an
+	// error.
+	UpcomingEvents(ctx context.Context, q EventQuery) ([]ListedEvent, error)
+}
+
+// EventQuery asks an EventLister for events.
+type EventQuery struct {
+	Interests []string  // profile interest names, e.g. "Music & Audio > Jazz"
+	Place     string    // city
+	From, To  time.Time // window of the events' start
+	Limit     int
+}
+
+// ListedEvent is one event as the listings service reports it; the agent
+// shows these fields and nothing else.
+type ListedEvent struct {
+	ID      string    // the service's id, stable across calls
+	Name    string    // event name
+	Start   time.Time // start; zero = unknown (the event is not shown)
+	HasTime bool      // Start carries a time of day
+	Venue   string    // venue and address; empty = unknown (the event is not shown)
+	URL     string    // the service's page for the event, optional
 }
 
 // FlightStatusProvider reports a flight's live status from a real flight
