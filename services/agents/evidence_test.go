@@ -2,11 +2,9 @@ package agents
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,26 +22,13 @@ import (
 	"github.com/ownyou/home/services/embedder"
 )
 
-var (
-	graphOnce sync.Once
-	graphPath string
-	graphErr  error
-)
-
 // startEmbedder runs the real embedder service on db and b, on the
 // generated tiny BERT graph, and waits until it answers embed.request.
 func startEmbedder(t *testing.T, db *store.DB, b *bus.Bus) {
 	t.Helper()
-	graphOnce.Do(func() {
-		var g []byte
-		if g, graphErr = embed.GenerateGraph(embed.TinyGraph()); graphErr != nil {
-			return
-		}
-		graphPath = filepath.Join(os.TempDir(), "agents-test-tiny.onnx")
-		graphErr = os.WriteFile(graphPath, g, 0o644)
-	})
-	if graphErr != nil {
-		t.Fatal(graphErr)
+	graphPath, err := embed.WriteGraph(t.TempDir(), "tiny.onnx", embed.TinyGraph())
+	if err != nil {
+		t.Fatal(err)
 	}
 	cfg := embedder.Config{
 		Common: app.Common{DataDir: t.TempDir()},
@@ -55,15 +40,7 @@ func startEmbedder(t *testing.T, db *store.DB, b *bus.Bus) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("embedder Run: %v", err)
-		}
-	})
+	runUntilStopped(t, svc)
 	c := embedclient.New(b.Conn(), time.Second)
 	testkit.Eventually(t, 20*time.Second, func() bool { _, _, err := c.Info(context.Background()); return err == nil }, "embedder never answered")
 }

@@ -353,12 +353,18 @@ func openEmail(e Email) mission.Action {
 	return mission.NewAction("Open the email", mission.EmailRef{EmailID: e.ID})
 }
 
-func prefsFor(ctx context.Context, env *Env, agent string) (mission.Prefs, error) {
+// readMail makes the two reads every mail agent starts with: the mail
+// search q and the preferences learnt from feedback on agent's cards.
+func readMail(ctx context.Context, env *Env, agent string, q EmailQuery) ([]Email, mission.Prefs, error) {
+	es, err := env.SearchEmails(ctx, q)
+	if err != nil {
+		return nil, mission.Prefs{}, err
+	}
 	fb, err := env.Feedback(ctx, agent)
 	if err != nil {
-		return mission.Prefs{}, err
+		return nil, mission.Prefs{}, err
 	}
-	return mission.Learn(fb), nil
+	return es, mission.Learn(fb), nil
 }
 
 func dedupeEvidence(ev []mission.Evidence) []mission.Evidence {

@@ -29,7 +29,7 @@ func (Restaurant) Actions() []mission.ActionKind {
 
 // Run implements Agent. It makes three tool calls: mail, profile, feedback.
 func (r Restaurant) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, error) {
-	es, err := env.SearchEmails(ctx, EmailQuery{
+	es, prefs, err := readMail(ctx, env, r.Name(), EmailQuery{
 		Text:  "reservation table restaurant booking dinner lunch brunch" + requestText(in),
 		Since: in.Now.AddDate(-1, 0, 0), Limit: 300,
 	})
@@ -37,10 +37,6 @@ func (r Restaurant) Run(ctx context.Context, env *Env, in Input) ([]mission.Card
 		return nil, err
 	}
 	profile, err := env.Profile(ctx)
-	if err != nil {
-		return nil, err
-	}
-	prefs, err := prefsFor(ctx, env, r.Name())
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +165,7 @@ var onSaleRe = regexp.MustCompile(`(?i)\b(on sale (?:now|from|on)|pre-?sale|just
 // Run implements Agent. Three tool calls: mail, profile, feedback; a fourth
 // for the lister, if any.
 func (ev Events) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, error) {
-	es, err := env.SearchEmails(ctx, EmailQuery{
+	es, prefs, err := readMail(ctx, env, ev.Name(), EmailQuery{
 		Text:  "tickets event concert venue show festival doors gig theatre match" + requestText(in),
 		Since: in.Now.AddDate(-1, 0, 0), Limit: 300,
 	})
@@ -177,10 +173,6 @@ func (ev Events) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, e
 		return nil, err
 	}
 	profile, err := env.Profile(ctx)
-	if err != nil {
-		return nil, err
-	}
-	prefs, err := prefsFor(ctx, env, ev.Name())
 	if err != nil {
 		return nil, err
 	}
