@@ -151,7 +151,7 @@ func (s *Service) handle(ctx context.Context, m bus.EmailClassified) error {
 	for _, c := range m.Categories {
 		cats = append(cats, s.data.names.Name(c.Taxonomy, c.ID))
 	}
-	if err := addPending(ctx, s.db, m.EmailID, cats); err != nil {
+	if err := addPending(ctx, s.db, m.EmailID, cats, time.Now()); err != nil {
 		return err
 	}
 	if err := s.db.MarkStageDone(ctx, m.EmailID, bus.ConsumerAgents); err != nil {
@@ -215,8 +215,12 @@ func (s *Service) runPending() (more bool) {
 	now := time.Now()
 	t := trigger.Trigger{Kind: trigger.DataClassified, At: now}
 	seenCat := map[string]bool{}
+	var newest time.Time
 	for _, r := range rows {
 		t.EmailIDs = append(t.EmailIDs, r.EmailID)
+		if r.SeenAt.After(newest) {
+			newest = r.SeenAt
+		}
 		for _, c := range r.Categories {
 			if !seenCat[c] {
 				seenCat[c] = true
@@ -252,7 +256,7 @@ func (s *Service) runPending() (more bool) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if !s.runData(j) {
+			if !s.runData(j, newest) {
 				mu.Lock()
 				done = false
 				mu.Unlock()
@@ -263,7 +267,10 @@ func (s *Service) runPending() (more bool) {
 	if !done {
 		return false
 	}
-	if err := donePending(ctx, s.db, rows); err != nil && ctx.Err() == nil {
+	// the runs are recorded: clear the rows even if shutdown began meanwhile
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := donePending(dctx, s.db, rows); err != nil {
 		s.log.Error("pending triggers not cleared; they will run again", "err", err)
 		return false
 	}
@@ -277,17 +284,27 @@ type retry struct {
 	ok   bool
 }
 
-// runData runs a data job and reports whether its run is recorded: true
-// when it ran (ok or failed on its own), false when shutdown stopped it. A
-// job that is cooling down or already running waits for a run that starts
-// once the cool-down is over, so the new mail is looked at.
-func (s *Service) runData(j trigger.Job) bool {
+// runData runs a data job for mail seen up to newest and reports whether
+// its run is recorded: true when it ran (ok or failed on its own) or a
+// successful run that started after newest already covered the mail,
+// false when shutdown stopped it. A job that is cooling down or already
+// running otherwise waits for a run that starts once the cool-down is over.
+func (s *Service) runData(j trigger.Job, newest time.Time) bool {
 	_, err := s.sched.Run(s.jobCtx, j)
 	switch {
 	case err == nil:
 		return true
-	case errors.Is(err, sched.ErrCoolingDown), errors.Is(err, sched.ErrRunning):
-		return s.retryLater(j)
+	case errors.Is(err, sched.ErrCoolingDown):
+		covered, cerr := okRunStartedAfter(s.runCtx, s.db, j.Agent, j.Subject, newest)
+		if cerr != nil && s.runCtx.Err() == nil {
+			s.log.Warn("check earlier runs", "agent", j.Agent, "err", cerr)
+		}
+		if covered {
+			return true
+		}
+		return s.retryLater(j, newest)
+	case errors.Is(err, sched.ErrRunning):
+		return s.retryLater(j, newest)
 	case s.runCtx.Err() != nil:
 		return false
 	default:
@@ -298,7 +315,7 @@ func (s *Service) runData(j trigger.Job) bool {
 
 // retryLater waits for the agent's data job to run again after its
 // cool-down, joining a wait already under way, and reports how it ended.
-func (s *Service) retryLater(j trigger.Job) bool {
+func (s *Service) retryLater(j trigger.Job, newest time.Time) bool {
 	key := j.Agent + "/" + string(j.Trigger)
 	s.mu.Lock()
 	r := s.retries[key]
@@ -320,7 +337,7 @@ func (s *Service) retryLater(j trigger.Job) bool {
 				return
 			}
 			j.Input.Now = time.Now()
-			r.ok = s.runData(j)
+			r.ok = s.runData(j, newest)
 		}()
 	}
 	s.mu.Unlock()

@@ -22,17 +22,18 @@ type pendingTrigger struct {
 	SeenAt     time.Time
 }
 
-// addPending records a classified mail as a pending trigger. Idempotent by
-// email id: a redelivery refreshes the row (its categories and seen_at),
-// which keeps it pending for a batch that had already read the old row.
-func addPending(ctx context.Context, db *store.DB, emailID string, categories []string) error {
+// addPending records a classified mail as a pending trigger seen at at (the
+// agents' clock, which run start times use too). Idempotent by email id: a
+// redelivery refreshes the row (its categories and seen_at), which keeps it
+// pending for a batch that had already read the old row.
+func addPending(ctx context.Context, db *store.DB, emailID string, categories []string, at time.Time) error {
 	if categories == nil {
 		categories = []string{}
 	}
 	if _, err := db.Pool.Exec(ctx, `
-		INSERT INTO agent_pending_triggers (email_id, categories, seen_at) VALUES ($1, $2, clock_timestamp())
+		INSERT INTO agent_pending_triggers (email_id, categories, seen_at) VALUES ($1, $2, $3)
 		ON CONFLICT (email_id) DO UPDATE SET categories = EXCLUDED.categories, seen_at = EXCLUDED.seen_at`,
-		emailID, categories); err != nil {
+		emailID, categories, at); err != nil {
 		return fmt.Errorf("record pending trigger %s: %w", emailID, err)
 	}
 	return nil
@@ -69,4 +70,16 @@ func donePending(ctx context.Context, db *store.DB, ps []pendingTrigger) error {
 		return fmt.Errorf("clear pending triggers: %w", err)
 	}
 	return nil
+}
+
+// okRunStartedAfter reports whether a successful run of agent on subject
+// started after t: that run read the whole mailbox after the mail seen at t
+// was stored, so it has acted on it.
+func okRunStartedAfter(ctx context.Context, db *store.DB, agent, subject string, t time.Time) (bool, error) {
+	var ok bool
+	if err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agent_runs WHERE agent = $1 AND subject = $2 AND outcome = 'ok' AND started_at > $3)`,
+		agent, subject, t).Scan(&ok); err != nil {
+		return false, fmt.Errorf("read last run: %w", err)
+	}
+	return ok, nil
 }

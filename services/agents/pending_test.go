@@ -11,6 +11,8 @@ import (
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
+	"github.com/ownyou/home/services/agents/sched"
+	"github.com/ownyou/home/services/agents/trigger"
 )
 
 // runService runs an agents service on db and b until the returned stop is
@@ -105,7 +107,7 @@ func TestPendingTriggersAreIdempotentByEmail(t *testing.T) {
 	db := testkit.DB(t)
 	ctx := context.Background()
 	for _, cats := range [][]string{{"Travel"}, {"Travel", "Dining"}} {
-		if err := addPending(ctx, db, "m1", cats); err != nil {
+		if err := addPending(ctx, db, "m1", cats, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -114,7 +116,7 @@ func TestPendingTriggersAreIdempotentByEmail(t *testing.T) {
 		t.Fatalf("pending = %+v, %v", got, err)
 	}
 	// a redelivery after the batch read the row keeps it pending
-	if err := addPending(ctx, db, "m1", []string{"Travel"}); err != nil {
+	if err := addPending(ctx, db, "m1", []string{"Travel"}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := donePending(ctx, db, got); err != nil {
@@ -129,5 +131,32 @@ func TestPendingTriggersAreIdempotentByEmail(t *testing.T) {
 	}
 	if n := countRows(t, db, `SELECT count(*) FROM agent_pending_triggers`); n != 0 {
 		t.Fatalf("%d rows left after their batch", n)
+	}
+}
+
+func TestPendingMailARunAlreadyReadIsClearedWithoutWaiting(t *testing.T) {
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	ctx := context.Background()
+	insertMail(t, db, "m1", "no-reply@opentable.example", "Your reservation", "Table for 2", time.Now().Add(-time.Hour))
+	seen := time.Now().Add(-time.Minute)
+	if err := addPending(ctx, db, "m1", []string{"Food & Drink > Dining Out"}, seen); err != nil {
+		t.Fatal(err)
+	}
+	// every agent the mail wakes ran successfully after the mail came in
+	// (a crash hit before the batch cleared its row), so each is cooling down
+	for _, a := range []string{"restaurant", "content", "events"} {
+		run := sched.Run{ID: "run_" + a, Agent: a, Trigger: trigger.DataClassified, Subject: "mailbox", Start: seen.Add(time.Second),
+			End: seen.Add(2 * time.Second), Outcome: sched.OutcomeOK}
+		if err := (runStore{db}).SaveRun(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runService(t, db, b, Config{Concurrency: 1, PerAgent: 1, Debounce: time.Hour, DebounceMax: time.Hour, EventWindow: 48 * time.Hour, EventScan: time.Hour})
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		return countRows(t, db, `SELECT count(*) FROM agent_pending_triggers`) == 0
+	}, "covered pending trigger waited for the cool-down")
+	if n := countRows(t, db, `SELECT count(*) FROM agent_runs`); n != 3 {
+		t.Fatalf("%d runs, want the 3 earlier ones only", n)
 	}
 }
