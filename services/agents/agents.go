@@ -205,7 +205,7 @@ func (s *Service) runPending() (more bool) {
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("pending triggers unreadable; retrying after the next quiet period", "err", err)
-			time.AfterFunc(s.cfg.Debounce, func() { s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified}) })
+			time.AfterFunc(max(s.cfg.Debounce, time.Second), func() { s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified}) })
 		}
 		return false
 	}

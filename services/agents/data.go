@@ -82,6 +82,20 @@ func (d *pgData) hybridHits(ctx context.Context, q agent.EmailQuery) ([]string, 
 // hybridLimit is how many ranked hits the hybrid search contributes (its maximum).
 const hybridLimit = 100
 
+// searchEmailsSQL selects mails by date ($1, $2), ids ($3), prefix words
+// ($4, through emails_agents_fts_idx) or rank ($6, the hybrid search's ids
+// in order) up to $5, ranked hits first, then newest first.
+const searchEmailsSQL = `
+		SELECT e.id, coalesce(e.source_id, ''), e.from_name, e.from_addr, e.subject,
+			CASE WHEN e.body_text <> '' THEN e.body_text ELSE e.snippet END, e.sort_at,
+			coalesce(array_agg(c.taxonomy || ':' || c.category_id) FILTER (WHERE c.category_id IS NOT NULL), '{}')
+		FROM emails e LEFT JOIN classifications c ON c.email_id = e.id
+		WHERE ($1::timestamptz IS NULL OR e.sort_at >= $1) AND ($2::timestamptz IS NULL OR e.sort_at < $2)
+		  AND (cardinality($3::text[]) = 0 OR e.id = ANY($3))
+		  AND ($4 = '' OR to_tsvector('simple', e.subject || ' ' || left(e.body_text, 100000)) @@ to_tsquery('simple', $4)
+		       OR e.id = ANY($6))
+		GROUP BY e.id ORDER BY array_position($6, e.id) NULLS LAST, e.sort_at DESC, e.id LIMIT $5`
+
 // SearchEmails implements agent.Data. The evidence is the hybrid search's
 // best hits for the text (pkg/search: keyword and semantic legs fused by
 // RRF), in its order, then every other mail with any of the words as a
@@ -108,16 +122,7 @@ func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) (agent.Fo
 	if ids == nil {
 		ids = []string{}
 	}
-	rows, err := d.db.Pool.Query(ctx, `
-		SELECT e.id, coalesce(e.source_id, ''), e.from_name, e.from_addr, e.subject,
-			CASE WHEN e.body_text <> '' THEN e.body_text ELSE e.snippet END, e.sort_at,
-			coalesce(array_agg(c.taxonomy || ':' || c.category_id) FILTER (WHERE c.category_id IS NOT NULL), '{}')
-		FROM emails e LEFT JOIN classifications c ON c.email_id = e.id
-		WHERE ($1::timestamptz IS NULL OR e.sort_at >= $1) AND ($2::timestamptz IS NULL OR e.sort_at < $2)
-		  AND (cardinality($3::text[]) = 0 OR e.id = ANY($3))
-		  AND ($4 = '' OR to_tsvector('simple', e.subject || ' ' || left(e.body_text, 100000)) @@ to_tsquery('simple', $4)
-		       OR e.id = ANY($6))
-		GROUP BY e.id ORDER BY array_position($6, e.id) NULLS LAST, e.sort_at DESC, e.id LIMIT $5`, since, until, ids, tsQuery(q.Text), limit, ranked)
+	rows, err := d.db.Pool.Query(ctx, searchEmailsSQL, since, until, ids, tsQuery(q.Text), limit, ranked)
 	if err != nil {
 		return agent.Found{}, fmt.Errorf("search emails: %w", err)
 	}
