@@ -205,7 +205,7 @@ func (s *Service) runPending() (more bool) {
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.Error("pending triggers unreadable; retrying after the next quiet period", "err", err)
-			time.AfterFunc(max(s.cfg.Debounce, time.Second), func() { s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified}) })
+			s.wakeLater()
 		}
 		return false
 	}
@@ -265,6 +265,9 @@ func (s *Service) runPending() (more bool) {
 	}
 	wg.Wait()
 	if !done {
+		if ctx.Err() == nil {
+			s.wakeLater() // a run could not even be recorded: try the rows again
+		}
 		return false
 	}
 	// the runs are recorded: clear the rows even if shutdown began meanwhile
@@ -277,6 +280,11 @@ func (s *Service) runPending() (more bool) {
 	return len(rows) == pendingBatch
 }
 
+// wakeLater has the pending triggers looked at again after a quiet period.
+func (s *Service) wakeLater() {
+	time.AfterFunc(max(s.cfg.Debounce, time.Second), func() { s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified}) })
+}
+
 // retry is a data job waiting out its cool-down; batches that need the same
 // agent meanwhile wait for it instead of queueing runs of their own.
 type retry struct {
@@ -287,10 +295,11 @@ type retry struct {
 // runData runs a data job for mail seen up to newest and reports whether
 // its run is recorded: true when it ran (ok or failed on its own) or a
 // successful run that started after newest already covered the mail,
-// false when shutdown stopped it. A job that is cooling down or already
-// running otherwise waits for a run that starts once the cool-down is over.
+// false when shutdown stopped it or no run could be recorded. A job that is
+// cooling down or already running otherwise waits for a run that starts
+// once the cool-down is over.
 func (s *Service) runData(j trigger.Job, newest time.Time) bool {
-	_, err := s.sched.Run(s.jobCtx, j)
+	run, err := s.sched.Run(s.jobCtx, j)
 	switch {
 	case err == nil:
 		return true
@@ -306,6 +315,9 @@ func (s *Service) runData(j trigger.Job, newest time.Time) bool {
 	case errors.Is(err, sched.ErrRunning):
 		return s.retryLater(j, newest)
 	case s.runCtx.Err() != nil:
+		return false
+	case run.ID == "":
+		s.log.Error("agent run not started; its new mail stays pending", "agent", j.Agent, "trigger", j.Trigger, "err", err)
 		return false
 	default:
 		s.log.Warn("agent run failed", "agent", j.Agent, "trigger", j.Trigger, "err", err)
@@ -324,7 +336,11 @@ func (s *Service) retryLater(j trigger.Job, newest time.Time) bool {
 		s.retries[key] = r
 		go func() {
 			defer close(r.done)
-			t := time.NewTimer(max(j.CoolDown, time.Second))
+			wait := j.CoolDown
+			if last, err := (runStore{s.db}).LastOK(s.runCtx, j.Agent, j.Subject); err == nil && !last.IsZero() {
+				wait = time.Until(last.Add(j.CoolDown))
+			}
+			t := time.NewTimer(max(wait, time.Second))
 			defer t.Stop()
 			select {
 			case <-s.runCtx.Done():

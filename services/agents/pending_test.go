@@ -160,3 +160,33 @@ func TestPendingMailARunAlreadyReadIsClearedWithoutWaiting(t *testing.T) {
 		t.Fatalf("%d runs, want the 3 earlier ones only", n)
 	}
 }
+
+func TestPendingMailCoolingDownRunsWhenTheCoolDownEnds(t *testing.T) {
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	ctx := context.Background()
+	insertMail(t, db, "m1", "no-reply@opentable.example", "Your reservation", "Table for 2", time.Now().Add(-time.Hour))
+	// each agent the mail wakes ran before the mail came in; its cool-down ends in two seconds
+	for a, coolDown := range map[string]time.Duration{"restaurant": 10 * time.Minute, "content": time.Hour, "events": time.Hour} {
+		end := time.Now().Add(-coolDown + 2*time.Second)
+		run := sched.Run{ID: "run_" + a, Agent: a, Trigger: trigger.DataClassified, Subject: "mailbox", Start: end.Add(-time.Second), End: end, Outcome: sched.OutcomeOK}
+		if err := (runStore{db}).SaveRun(ctx, run); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := addPending(ctx, db, "m1", []string{"Food & Drink > Dining Out"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	runService(t, db, b, Config{Concurrency: 1, PerAgent: 1, Debounce: time.Hour, DebounceMax: time.Hour, EventWindow: 48 * time.Hour, EventScan: time.Hour})
+	time.Sleep(time.Second)
+	if n := countRows(t, db, `SELECT count(*) FROM agent_pending_triggers`); n != 1 {
+		t.Fatalf("pending rows = %d during the cool-down, want 1", n)
+	}
+	testkit.Eventually(t, 15*time.Second, func() bool {
+		return countRows(t, db, `SELECT count(*) FROM agent_pending_triggers`) == 0
+	}, "pending trigger not run after the cool-down")
+	// the earlier runs started at least ten minutes ago
+	if n := countRows(t, db, `SELECT count(*) FROM agent_runs WHERE started_at > now() - interval '1 minute' AND trigger LIKE 'data.%'`); n != 3 {
+		t.Fatalf("%d new runs, want one per agent", n)
+	}
+}
