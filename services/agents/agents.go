@@ -18,7 +18,9 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/embedclient"
 	"github.com/ownyou/home/pkg/mission"
+	"github.com/ownyou/home/pkg/search"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/services/agents/agent"
@@ -36,6 +38,7 @@ type Config struct {
 	DebounceMax time.Duration `env:"OWNYOU_AGENTS_DEBOUNCE_MAX" envDefault:"5m" help:"longest a burst of new mail waits for the agents"`
 	EventWindow time.Duration `env:"OWNYOU_AGENTS_EVENT_WINDOW" envDefault:"48h" help:"how close a booked date must be to refresh its card"`
 	EventScan   time.Duration `env:"OWNYOU_AGENTS_EVENT_SCAN" envDefault:"1h" help:"how often to look for approaching booked dates"`
+	EmbedWait   time.Duration `env:"OWNYOU_AGENTS_EMBED_TIMEOUT" envDefault:"5s" help:"how long an evidence search waits for the embedder's query vector before it searches by keywords only"`
 	LLMURL      string        `env:"OWNYOU_LLM_BASE_URL" help:"OpenAI-compatible base URL (shared with the classifier) that also rewrites card titles and summaries; empty = no LLM"`
 	LLMModel    string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint; optional: only used when OWNYOU_LLM_BASE_URL is set"`
 	LLMKey      string        `env:"OWNYOU_LLM_API_KEY" secret:"true" help:"API key for OWNYOU_LLM_BASE_URL; optional: local servers need none"`
@@ -56,12 +59,14 @@ type Service struct {
 	scheds []trigger.Schedule
 	deb    *trigger.Debouncer
 
-	wg      sync.WaitGroup
-	mu      sync.Mutex
-	retries map[string]bool // data jobs waiting out a cool-down, by agent
-	runCtx  context.Context // cancelled when the service stops
-	jobCtx  context.Context // cancelled a grace period after the service stops
-	stopJob context.CancelFunc
+	wg       sync.WaitGroup
+	mu       sync.Mutex
+	retries  map[string]*retry // data jobs waiting out a cool-down, by agent
+	batching bool              // a batch of pending new-mail triggers is running
+	again    bool              // more new mail arrived during the batch
+	runCtx   context.Context   // cancelled when the service stops
+	jobCtx   context.Context   // cancelled a grace period after the service stops
+	stopJob  context.CancelFunc
 }
 
 // shutdownGrace is how long runs in flight at shutdown may continue.
@@ -78,15 +83,19 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 	if err != nil {
 		log.Warn("category names unavailable; agents see category ids", "err", err)
 	}
-	s := &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: log, scheds: scheds, retries: map[string]bool{}, runCtx: context.Background()}
+	s := &Service{cfg: cfg, db: d.DB, bus: d.Bus, log: log, scheds: scheds, retries: map[string]*retry{}, runCtx: context.Background()}
 	s.jobCtx, s.stopJob = context.WithCancel(context.Background())
-	s.data = &pgData{db: d.DB, names: nm}
+	// evidence search: keywords plus the embedder's query vector over NATS
+	// (embed.request); without an embedder it degrades to keywords and says so
+	s.data = &pgData{db: d.DB, names: nm, search: search.New(d.DB.Pool, embedclient.New(d.Bus.Conn(), cfg.EmbedWait), search.Config{})}
 	var writer agent.Writer
 	if cfg.LLMURL != "" {
 		writer = agent.NewOpenAIWriter(cfg.LLMURL, cfg.LLMKey, cfg.LLMModel)
 	}
 	s.sched = sched.New(sched.Config{Concurrency: cfg.PerAgent}, agent.All(agent.Providers{}), s.data, writer, runStore{d.DB}, s, log)
-	s.deb = trigger.NewDebouncer(cfg.Debounce, cfg.DebounceMax, s.fire)
+	// the debouncer only says when a burst of new mail is over: the triggers
+	// themselves are the pending rows in Postgres
+	s.deb = trigger.NewDebouncer(cfg.Debounce, cfg.DebounceMax, func(trigger.Trigger) { s.firePending() })
 	return s, nil
 }
 
@@ -96,10 +105,11 @@ func Builder(cfg Config) app.Builder {
 }
 
 // Run consumes emails.classified and missions.requested, runs schedules and
-// event scans until ctx is cancelled, then drains: pending data triggers are
-// fired and runs in flight get a short grace period before they are
-// cancelled (and recorded as failed). At start it fires a catch-up trigger,
-// so mail acked just before a restart is not left unseen.
+// event scans until ctx is cancelled, then drains: runs in flight get a
+// short grace period before they are cancelled (and recorded as failed).
+// New-mail triggers not yet acted on stay pending in Postgres; at start,
+// pending triggers left by an earlier process (a crash, a shutdown in the
+// middle of a batch) are run at once.
 func (s *Service) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	defer s.stopJob()
@@ -121,31 +131,234 @@ func (s *Service) Run(ctx context.Context) error {
 		defer s.wg.Done()
 		s.scanEvents(ctx)
 	}()
-	s.fire(trigger.Trigger{Kind: trigger.Startup, At: time.Now()})
+	s.firePending()
 	<-ctx.Done()
 	c.Stop()
 	rc.Stop()
-	s.deb.Stop()
+	s.deb.Discard()
 	grace := time.AfterFunc(shutdownGrace, s.stopJob)
 	defer grace.Stop()
 	s.wg.Wait()
 	return nil
 }
 
-// handle turns a classified mail into a (debounced) data trigger and marks
-// the stage done; agents look at the whole mailbox, so a repeated message
-// only merges into the pending batch.
+// handle records a classified mail as a pending data trigger in Postgres
+// (idempotent by email id), marks the stage done and acks; the debounced
+// batch runs the agents on the pending triggers and clears them only once
+// its runs are recorded, so an ack never loses the work it promises.
 func (s *Service) handle(ctx context.Context, m bus.EmailClassified) error {
 	var cats []string
 	for _, c := range m.Categories {
 		cats = append(cats, s.data.names.Name(c.Taxonomy, c.ID))
 	}
-	now := time.Now()
-	s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified, At: now, EmailIDs: []string{m.EmailID}, Categories: cats})
-	if len(m.Categories) > 0 {
-		s.deb.Add(trigger.Trigger{Kind: trigger.DataProfile, At: now})
+	if err := addPending(ctx, s.db, m.EmailID, cats, time.Now()); err != nil {
+		return err
 	}
-	return s.db.MarkStageDone(ctx, m.EmailID, bus.ConsumerAgents)
+	if err := s.db.MarkStageDone(ctx, m.EmailID, bus.ConsumerAgents); err != nil {
+		return err
+	}
+	s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified, At: time.Now()})
+	return nil
+}
+
+// firePending starts a batch over the pending new-mail triggers, or, when
+// one is running, has it look again once it is done: batches run one at a
+// time, so each pending row is acted on by one batch.
+func (s *Service) firePending() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runCtx.Err() != nil {
+		return
+	}
+	if s.batching {
+		s.again = true
+		return
+	}
+	s.batching = true
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			more := s.runPending()
+			s.mu.Lock()
+			if (!more && !s.again) || s.runCtx.Err() != nil {
+				s.batching = false
+				s.mu.Unlock()
+				return
+			}
+			s.again = false
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// runPending runs the data agents on one batch of pending triggers: the
+// new mail's trigger (agents chosen by its categories) and, when the mail
+// had categories, the profile-change trigger, one job per agent since
+// both look at the whole mailbox. The batch's rows are cleared once every
+// job's run is recorded, even a failed one (its record says why); a batch
+// cut short by shutdown leaves its rows for the next start. It reports
+// whether more rows may be waiting.
+func (s *Service) runPending() (more bool) {
+	ctx := s.runCtx
+	rows, err := loadPending(ctx, s.db, pendingBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("pending triggers unreadable; retrying after the next quiet period", "err", err)
+			s.wakeLater()
+		}
+		return false
+	}
+	if len(rows) == 0 {
+		return false
+	}
+	now := time.Now()
+	t := trigger.Trigger{Kind: trigger.DataClassified, At: now}
+	seenCat := map[string]bool{}
+	var newest time.Time
+	for _, r := range rows {
+		t.EmailIDs = append(t.EmailIDs, r.EmailID)
+		if r.SeenAt.After(newest) {
+			newest = r.SeenAt
+		}
+		for _, c := range r.Categories {
+			if !seenCat[c] {
+				seenCat[c] = true
+				t.Categories = append(t.Categories, c)
+			}
+		}
+	}
+	jobs, err := trigger.Plan(t)
+	if err != nil {
+		s.log.Error("plan trigger", "kind", t.Kind, "err", err)
+		return false
+	}
+	if len(t.Categories) > 0 {
+		pj, err := trigger.Plan(trigger.Trigger{Kind: trigger.DataProfile, At: now})
+		if err != nil {
+			s.log.Error("plan trigger", "kind", trigger.DataProfile, "err", err)
+			return false
+		}
+		planned := map[string]bool{}
+		for _, j := range jobs {
+			planned[j.Agent] = true
+		}
+		for _, j := range pj {
+			if !planned[j.Agent] {
+				jobs = append(jobs, j)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := true
+	for _, j := range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !s.runData(j, newest) {
+				mu.Lock()
+				done = false
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if !done {
+		if ctx.Err() == nil {
+			s.wakeLater() // a run could not even be recorded: try the rows again
+		}
+		return false
+	}
+	// the runs are recorded: clear the rows even if shutdown began meanwhile
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := donePending(dctx, s.db, rows); err != nil {
+		s.log.Error("pending triggers not cleared; they will run again", "err", err)
+		return false
+	}
+	return len(rows) == pendingBatch
+}
+
+// wakeLater has the pending triggers looked at again after a quiet period.
+func (s *Service) wakeLater() {
+	time.AfterFunc(max(s.cfg.Debounce, time.Second), func() { s.deb.Add(trigger.Trigger{Kind: trigger.DataClassified}) })
+}
+
+// retry is a data job waiting out its cool-down; batches that need the same
+// agent meanwhile wait for it instead of queueing runs of their own.
+type retry struct {
+	done chan struct{}
+	ok   bool
+}
+
+// runData runs a data job for mail seen up to newest and reports whether
+// its run is recorded: true when it ran (ok or failed on its own) or a
+// successful run that started after newest already covered the mail,
+// false when shutdown stopped it or no run could be recorded. A job that is
+// cooling down or already running otherwise waits for a run that starts
+// once the cool-down is over.
+func (s *Service) runData(j trigger.Job, newest time.Time) bool {
+	run, err := s.sched.Run(s.jobCtx, j)
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, sched.ErrCoolingDown):
+		covered, cerr := okRunStartedAfter(s.runCtx, s.db, j.Agent, j.Subject, newest)
+		if cerr != nil && s.runCtx.Err() == nil {
+			s.log.Warn("check earlier runs", "agent", j.Agent, "err", cerr)
+		}
+		if covered {
+			return true
+		}
+		return s.retryLater(j, newest)
+	case errors.Is(err, sched.ErrRunning):
+		return s.retryLater(j, newest)
+	case s.runCtx.Err() != nil:
+		return false
+	case run.ID == "":
+		s.log.Error("agent run not started; its new mail stays pending", "agent", j.Agent, "trigger", j.Trigger, "err", err)
+		return false
+	default:
+		s.log.Warn("agent run failed", "agent", j.Agent, "trigger", j.Trigger, "err", err)
+		return true
+	}
+}
+
+// retryLater waits for the agent's data job to run again after its
+// cool-down, joining a wait already under way, and reports how it ended.
+func (s *Service) retryLater(j trigger.Job, newest time.Time) bool {
+	key := j.Agent + "/" + string(j.Trigger)
+	s.mu.Lock()
+	r := s.retries[key]
+	if r == nil {
+		r = &retry{done: make(chan struct{})}
+		s.retries[key] = r
+		go func() {
+			defer close(r.done)
+			wait := j.CoolDown
+			if last, err := (runStore{s.db}).LastOK(s.runCtx, j.Agent, j.Subject); err == nil && !last.IsZero() {
+				wait = time.Until(last.Add(j.CoolDown))
+			}
+			t := time.NewTimer(max(wait, time.Second))
+			defer t.Stop()
+			select {
+			case <-s.runCtx.Done():
+			case <-t.C:
+			}
+			s.mu.Lock()
+			delete(s.retries, key) // batches from now on need a run that starts after their mail
+			s.mu.Unlock()
+			if s.runCtx.Err() != nil {
+				return
+			}
+			j.Input.Now = time.Now()
+			r.ok = s.runData(j, newest)
+		}()
+	}
+	s.mu.Unlock()
+	<-r.done
+	return r.ok
 }
 
 // fire plans a trigger and runs its jobs in the background.
@@ -162,43 +375,18 @@ func (s *Service) fire(t trigger.Trigger) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.runJob(j, t)
+			s.runJob(j)
 		}()
 	}
 }
 
-func (s *Service) runJob(j trigger.Job, t trigger.Trigger) {
+func (s *Service) runJob(j trigger.Job) {
 	_, err := s.sched.Run(s.jobCtx, j)
 	switch {
-	case err == nil, errors.Is(err, sched.ErrRunning):
-	case errors.Is(err, sched.ErrCoolingDown):
-		if j.Trigger == trigger.DataClassified || j.Trigger == trigger.DataProfile {
-			s.retryLater(j, t) // new mail arrived during the cool-down: look again once it ends
-		}
+	case err == nil, errors.Is(err, sched.ErrRunning), errors.Is(err, sched.ErrCoolingDown):
 	default:
 		s.log.Warn("agent run failed", "agent", j.Agent, "trigger", j.Trigger, "err", err)
 	}
-}
-
-func (s *Service) retryLater(j trigger.Job, t trigger.Trigger) {
-	key := j.Agent + "/" + string(j.Trigger)
-	s.mu.Lock()
-	if s.retries[key] || s.runCtx.Err() != nil {
-		s.mu.Unlock()
-		return
-	}
-	s.retries[key] = true
-	s.mu.Unlock()
-	time.AfterFunc(j.CoolDown, func() {
-		s.mu.Lock()
-		delete(s.retries, key)
-		s.mu.Unlock()
-		if s.runCtx.Err() != nil {
-			return
-		}
-		j.Input.Now = time.Now()
-		s.runJob(j, t)
-	})
 }
 
 // scanEvents fires event triggers for cards whose date is approaching.
@@ -321,9 +509,19 @@ func (r runStore) SaveRun(ctx context.Context, run sched.Run) error {
 	if !run.End.IsZero() {
 		end = &run.End
 	}
-	return r.db.SaveAgentRun(ctx, store.AgentRun{ID: run.ID, Agent: run.Agent, Trigger: string(run.Trigger), Subject: run.Subject,
+	if err := r.db.SaveAgentRun(ctx, store.AgentRun{ID: run.ID, Agent: run.Agent, Trigger: string(run.Trigger), Subject: run.Subject,
 		StartedAt: run.Start, EndedAt: end, Outcome: string(run.Outcome), Error: run.Error, ToolCalls: run.Usage.ToolCalls,
-		LLMCalls: run.Usage.LLMCalls, Cards: run.Usage.Cards, CardIDs: run.CardIDs, Rejected: run.Rejected, Limits: lim})
+		LLMCalls: run.Usage.LLMCalls, Cards: run.Usage.Cards, CardIDs: run.CardIDs, Rejected: run.Rejected, Limits: lim}); err != nil {
+		return err
+	}
+	if len(run.Notes) == 0 {
+		return nil
+	}
+	// the run's notes (migration 00411) are not part of store.AgentRun yet
+	if _, err := r.db.Pool.Exec(ctx, `UPDATE agent_runs SET notes = $2 WHERE id = $1`, run.ID, run.Notes); err != nil {
+		return fmt.Errorf("save run notes: %w", err)
+	}
+	return nil
 }
 
 func (r runStore) LastOK(ctx context.Context, agentName, subject string) (time.Time, error) {

@@ -215,7 +215,8 @@ func TestPgDataReadsMailProfileAndSources(t *testing.T) {
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO profile (taxonomy, category_id, confidence, evidence_count) VALUES ('content-3.1', '653', 0.8, 5)`); err != nil {
 		t.Fatal(err)
 	}
-	es, err := d.SearchEmails(ctx, agent.EmailQuery{Text: "flights itinerary"})
+	found, err := d.SearchEmails(ctx, agent.EmailQuery{Text: "flights itinerary"})
+	es := found.Emails
 	if err != nil || len(es) != 1 || es[0].ID != "f1" || es[0].Categories[0] != "Travel" || es[0].From != "<no-reply@flytap.example>" {
 		t.Fatalf("search = %+v, %v", es, err)
 	}
@@ -248,7 +249,9 @@ func TestMailSearchUsesTheIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	var plan strings.Builder
-	rows, err := tx.Query(ctx, `EXPLAIN SELECT id FROM emails e WHERE to_tsvector('simple', e.subject || ' ' || left(e.body_text, 100000)) @@ to_tsquery('simple', 'flight:*')`)
+	// the query SearchEmails runs, with ranked hybrid hits beside the words
+	var none *time.Time
+	rows, err := tx.Query(ctx, "EXPLAIN "+searchEmailsSQL, none, none, []string{}, tsQuery("flights"), 500, []string{"x7", "x9"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +265,8 @@ func TestMailSearchUsesTheIndex(t *testing.T) {
 		t.Fatalf("search does not use the index:\n%s", plan.String())
 	}
 	d := &pgData{db: db, names: nil}
-	es, err := d.SearchEmails(ctx, agent.EmailQuery{Text: "flights"})
+	found, err := d.SearchEmails(ctx, agent.EmailQuery{Text: "flights"})
+	es := found.Emails
 	if err != nil || len(es) != 1 || es[0].ID != "hit" {
 		t.Fatalf("search = %v, %v", es, err)
 	}

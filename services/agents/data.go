@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/ownyou/home/pkg/mission"
+	"github.com/ownyou/home/pkg/search"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/services/agents/agent"
@@ -16,8 +18,9 @@ import (
 
 // pgData is agent.Data over Postgres. Safe for concurrent use.
 type pgData struct {
-	db    *store.DB
-	names *taxonomy.Set // category names; nil shows ids
+	db     *store.DB
+	names  *taxonomy.Set    // category names; nil shows ids
+	search *search.Searcher // hybrid evidence search; nil = keyword prefix search only
 }
 
 var queryWordRe = regexp.MustCompile(`[\p{L}\p{N}]{3,}`)
@@ -39,10 +42,71 @@ func tsQuery(text string) string {
 	return strings.Join(terms, " | ")
 }
 
-// SearchEmails implements agent.Data: full-text search (any word, prefix
-// match) over subject and body through the emails_agents_fts_idx index
-// (migration 00401), newest first, with each mail's category names.
-func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) ([]agent.Email, error) {
+// hybridQuery turns search text into a websearch query matching any of its
+// words ("flight or hotel or …"): the agents' texts list evidence words,
+// not a phrase that must all appear.
+func hybridQuery(text string) string {
+	var words []string
+	for _, w := range queryWordRe.FindAllString(strings.ToLower(text), -1) {
+		if !slices.Contains(words, w) {
+			words = append(words, w)
+		}
+	}
+	return strings.Join(words, " or ")
+}
+
+// hybridHits returns the ids pkg/search ranks best for q (keyword and
+// vector kNN legs fused by RRF), with notes on what it could not do: without
+// a query vector (no embedder, timeout, overloaded) it ranks by keywords
+// only, and a failed search leaves the caller's own keyword search alone.
+func (d *pgData) hybridHits(ctx context.Context, q agent.EmailQuery) ([]string, []string) {
+	text := hybridQuery(q.Text)
+	if d.search == nil || text == "" {
+		return nil, nil
+	}
+	res, err := d.search.Search(ctx, search.Query{Text: text, Mode: search.Hybrid, Limit: hybridLimit, After: q.Since, Before: q.Until})
+	if err != nil {
+		return nil, []string{"hybrid search failed, keyword prefix search only: " + err.Error()}
+	}
+	ids := make([]string, len(res.Hits))
+	for i, h := range res.Hits {
+		ids[i] = h.EmailID
+	}
+	var notes []string
+	for _, w := range res.Warnings {
+		notes = append(notes, w+" (keywords only)")
+	}
+	return ids, notes
+}
+
+// hybridLimit is how many ranked hits the hybrid search contributes (its maximum).
+const hybridLimit = 100
+
+// searchEmailsSQL selects mails by date ($1, $2), ids ($3), prefix words
+// ($4, through emails_agents_fts_idx) or rank ($6, the hybrid search's ids
+// in order) up to $5, ranked hits first, then newest first.
+const searchEmailsSQL = `
+		SELECT e.id, coalesce(e.source_id, ''), e.from_name, e.from_addr, e.subject,
+			CASE WHEN e.body_text <> '' THEN e.body_text ELSE e.snippet END, e.sort_at,
+			coalesce(array_agg(c.taxonomy || ':' || c.category_id) FILTER (WHERE c.category_id IS NOT NULL), '{}')
+		FROM emails e LEFT JOIN classifications c ON c.email_id = e.id
+		WHERE ($1::timestamptz IS NULL OR e.sort_at >= $1) AND ($2::timestamptz IS NULL OR e.sort_at < $2)
+		  AND (cardinality($3::text[]) = 0 OR e.id = ANY($3))
+		  AND ($4 = '' OR to_tsvector('simple', e.subject || ' ' || left(e.body_text, 100000)) @@ to_tsquery('simple', $4)
+		       OR e.id = ANY($6))
+		GROUP BY e.id ORDER BY array_position($6, e.id) NULLS LAST, e.sort_at DESC, e.id LIMIT $5`
+
+// SearchEmails implements agent.Data. The evidence is the hybrid search's
+// best hits for the text (pkg/search: keyword and semantic legs fused by
+// RRF), in its order, then every other mail with any of the words as a
+// prefix in subject or body (the emails_agents_fts_idx index, migration
+// 00401), newest first; each with its category names. When the semantic
+// leg is unavailable the result says so in its notes.
+func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) (agent.Found, error) {
+	ranked, notes := d.hybridHits(ctx, q)
+	if ranked == nil {
+		ranked = []string{}
+	}
 	limit := q.Limit
 	if limit <= 0 || limit > 2000 {
 		limit = 500
@@ -58,17 +122,9 @@ func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) ([]agent.
 	if ids == nil {
 		ids = []string{}
 	}
-	rows, err := d.db.Pool.Query(ctx, `
-		SELECT e.id, coalesce(e.source_id, ''), e.from_name, e.from_addr, e.subject,
-			CASE WHEN e.body_text <> '' THEN e.body_text ELSE e.snippet END, e.sort_at,
-			coalesce(array_agg(c.taxonomy || ':' || c.category_id) FILTER (WHERE c.category_id IS NOT NULL), '{}')
-		FROM emails e LEFT JOIN classifications c ON c.email_id = e.id
-		WHERE ($1::timestamptz IS NULL OR e.sort_at >= $1) AND ($2::timestamptz IS NULL OR e.sort_at < $2)
-		  AND (cardinality($3::text[]) = 0 OR e.id = ANY($3))
-		  AND ($4 = '' OR to_tsvector('simple', e.subject || ' ' || left(e.body_text, 100000)) @@ to_tsquery('simple', $4))
-		GROUP BY e.id ORDER BY e.sort_at DESC, e.id LIMIT $5`, since, until, ids, tsQuery(q.Text), limit)
+	rows, err := d.db.Pool.Query(ctx, searchEmailsSQL, since, until, ids, tsQuery(q.Text), limit, ranked)
 	if err != nil {
-		return nil, fmt.Errorf("search emails: %w", err)
+		return agent.Found{}, fmt.Errorf("search emails: %w", err)
 	}
 	defer rows.Close()
 	var out []agent.Email
@@ -77,7 +133,7 @@ func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) ([]agent.
 		var name, addr string
 		var cats []string
 		if err := rows.Scan(&e.ID, &e.SourceID, &name, &addr, &e.Subject, &e.Body, &e.Date, &cats); err != nil {
-			return nil, fmt.Errorf("search emails: %w", err)
+			return agent.Found{}, fmt.Errorf("search emails: %w", err)
 		}
 		e.From = (&mail.Address{Name: name, Address: addr}).String()
 		e.Date = e.Date.UTC()
@@ -91,9 +147,9 @@ func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) ([]agent.
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("search emails: %w", err)
+		return agent.Found{}, fmt.Errorf("search emails: %w", err)
 	}
-	return out, nil
+	return agent.Found{Emails: out, Notes: notes}, nil
 }
 
 func anyPrefix(have, want []string) bool {

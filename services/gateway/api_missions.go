@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -79,17 +80,35 @@ func (s *Server) listMissions(w http.ResponseWriter, r *http.Request) {
 	}
 	resp := feedResponse{Missions: []rankedMission{}}
 	var fresh []string
+	var freshCards []mission.Card
 	for _, rk := range ranked {
 		resp.Missions = append(resp.Missions, rankedMission{Card: rk.Card, Score: rk.Score})
 		if rk.Card.Status == mission.StatusCreated {
 			fresh = append(fresh, rk.Card.ID)
+			freshCards = append(freshCards, rk.Card)
 		}
 	}
 	resp.Count = len(resp.Missions)
 	if err := s.db.MarkPresented(r.Context(), fresh); err != nil {
 		s.log.WarnContext(r.Context(), "mark presented", "err", err)
+	} else {
+		s.publishPresented(r.Context(), freshCards)
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// publishPresented announces each created → presented change on
+// missions.updated, as every status change is. The key names the
+// transition, so two feeds racing to present one card publish it once
+// (the stream dedupes by Msg-Id).
+func (s *Server) publishPresented(ctx context.Context, cards []mission.Card) {
+	for _, c := range cards {
+		ev := bus.MissionEvent{MissionID: c.ID, Agent: c.Agent, Status: string(mission.StatusPresented)}
+		if err := bus.Publish(ctx, s.bus, bus.MissionsUpdated, c.ID+":presented", ev); err != nil {
+			// the change is stored; live views catch up on their next read
+			s.log.WarnContext(ctx, "publish mission presented", "mission", c.ID, "err", err)
+		}
+	}
 }
 
 // reopen returns copies that Rank treats as visible, for explicit status listings.

@@ -4,12 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/testkit"
 )
 
 func do(t *testing.T, s *Server, method, path, body string) (int, map[string]any) {
@@ -42,8 +46,36 @@ func seedCard(t *testing.T, db *store.DB, agent, key string, urgency mission.Urg
 	return c
 }
 
+// watchUpdates records the missions.updated events the server publishes;
+// the returned function waits until want of them have arrived (or fails).
+func watchUpdates(t *testing.T, s *Server) func(want int) []bus.MissionEvent {
+	t.Helper()
+	var mu sync.Mutex
+	var got []bus.MissionEvent
+	ctx, cancel := context.WithCancel(context.Background())
+	c, err := bus.Consume(ctx, s.bus, bus.MissionsUpdated, bus.ConsumeOptions{Durable: "test-updates"}, func(_ context.Context, ev bus.MissionEvent) error {
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Stop(); cancel() })
+	return func(want int) []bus.MissionEvent {
+		t.Helper()
+		testkit.Eventually(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= want }, "missions.updated events missing")
+		time.Sleep(100 * time.Millisecond) // and no more than want
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]bus.MissionEvent(nil), got...)
+	}
+}
+
 func TestMissionFeedRanksAndPresents(t *testing.T) {
 	s, db := newTestServer(t)
+	updates := watchUpdates(t, s)
 	low := seedCard(t, db, "travel", "low", mission.UrgencyLow, 0)
 	high := seedCard(t, db, "travel", "high", mission.UrgencyCritical, 24*time.Hour)
 	seedCard(t, db, "events", "other", mission.UrgencyNormal, 0)
@@ -60,6 +92,16 @@ func TestMissionFeedRanksAndPresents(t *testing.T) {
 	if c.Status != mission.StatusPresented {
 		t.Fatalf("shown card status = %s, want presented", c.Status)
 	}
+	do(t, s, "GET", "/api/v1/missions?agent=travel", "") // shown again: no second change
+	evs := updates(2)
+	if len(evs) != 2 {
+		t.Fatalf("missions.updated = %+v, want one per presented card", evs)
+	}
+	for _, ev := range evs {
+		if ev.Status != "presented" || ev.Agent != "travel" || (ev.MissionID != high.ID && ev.MissionID != low.ID) {
+			t.Fatalf("presented event = %+v", ev)
+		}
+	}
 	if code, body := do(t, s, "GET", "/api/v1/missions?status=bogus", ""); code != 400 || body["error"] == nil {
 		t.Fatalf("bad status = %d %v", code, body)
 	}
@@ -67,6 +109,7 @@ func TestMissionFeedRanksAndPresents(t *testing.T) {
 
 func TestMissionFeedbackAndActions(t *testing.T) {
 	s, db := newTestServer(t)
+	updates := watchUpdates(t, s)
 	c := seedCard(t, db, "travel", "a", mission.UrgencyHigh, 72*time.Hour)
 	until := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
 	tests := []struct {
@@ -113,6 +156,16 @@ func TestMissionFeedbackAndActions(t *testing.T) {
 	}
 	if code, _ := do(t, s, "GET", "/api/v1/missions/m_nope", ""); code != 404 {
 		t.Fatalf("unknown card = %d", code)
+	}
+	// every accepted change published the card's new status; refused ones did not
+	name := map[string]string{c.ID: "a", d.ID: "b"}
+	var got []string
+	for _, ev := range updates(5) {
+		got = append(got, name[ev.MissionID]+"="+ev.Status)
+	}
+	slices.Sort(got)
+	if want := []string{"a=created", "a=dismissed", "a=snoozed", "b=active", "b=active"}; !slices.Equal(got, want) {
+		t.Fatalf("missions.updated = %v, want %v", got, want)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -92,9 +93,20 @@ type SourceStat struct {
 	Weekly     []int // mails received per week, oldest first, the last entry is the current week
 }
 
+// Found is the mail a search returned, most relevant first as far as the
+// search can tell, with notes on what it could not do (e.g. "semantic
+// search unavailable: …, keywords only") that belong in the run record.
+type Found struct {
+	Emails []Email
+	Notes  []string
+}
+
 // Data is what agents read. Implementations must be safe for concurrent use.
 type Data interface {
-	SearchEmails(ctx context.Context, q EmailQuery) ([]Email, error)
+	// SearchEmails finds the evidence mail for q. A search that works
+	// around a missing part (no query vector) returns what it found with a
+	// note, not an error.
+	SearchEmails(ctx context.Context, q EmailQuery) (Found, error)
 	Profile(ctx context.Context) (Profile, error)
 	Cards(ctx context.Context, agent string) ([]mission.Card, error)
 	Feedback(ctx context.Context, agent string) ([]mission.Feedback, error)
@@ -189,6 +201,7 @@ type Env struct {
 	limits Limits
 	mu     sync.Mutex
 	usage  Usage
+	notes  []string
 }
 
 // NewEnv returns an environment over data with the given limits; writer
@@ -204,6 +217,23 @@ func (e *Env) Usage() Usage {
 	return e.usage
 }
 
+// Notes returns what the run's searches noted they could not do, each once.
+func (e *Env) Notes() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.notes)
+}
+
+func (e *Env) note(ns []string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, n := range ns {
+		if !slices.Contains(e.notes, n) {
+			e.notes = append(e.notes, n)
+		}
+	}
+}
+
 func (e *Env) tool() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -214,7 +244,8 @@ func (e *Env) tool() error {
 	return nil
 }
 
-// SearchEmails searches mail; one tool call.
+// SearchEmails searches mail; one tool call. The search's notes are kept
+// for the run record (Notes).
 func (e *Env) SearchEmails(ctx context.Context, q EmailQuery) ([]Email, error) {
 	if err := e.tool(); err != nil {
 		return nil, err
@@ -223,7 +254,8 @@ func (e *Env) SearchEmails(ctx context.Context, q EmailQuery) ([]Email, error) {
 	if err != nil {
 		return nil, fmt.Errorf("search emails: %w", err)
 	}
-	return r, nil
+	e.note(r.Notes)
+	return r.Emails, nil
 }
 
 // Profile reads the interest profile; one tool call.
@@ -321,12 +353,18 @@ func openEmail(e Email) mission.Action {
 	return mission.NewAction("Open the email", mission.EmailRef{EmailID: e.ID})
 }
 
-func prefsFor(ctx context.Context, env *Env, agent string) (mission.Prefs, error) {
+// readMail makes the two reads every mail agent starts with: the mail
+// search q and the preferences learnt from feedback on agent's cards.
+func readMail(ctx context.Context, env *Env, agent string, q EmailQuery) ([]Email, mission.Prefs, error) {
+	es, err := env.SearchEmails(ctx, q)
+	if err != nil {
+		return nil, mission.Prefs{}, err
+	}
 	fb, err := env.Feedback(ctx, agent)
 	if err != nil {
-		return mission.Prefs{}, err
+		return nil, mission.Prefs{}, err
 	}
-	return mission.Learn(fb), nil
+	return es, mission.Learn(fb), nil
 }
 
 func dedupeEvidence(ev []mission.Evidence) []mission.Evidence {
@@ -373,7 +411,7 @@ func All(p Providers) []Agent {
 		Shopping{Prices: p.Prices},
 		Travel{Flights: p.Flights},
 		Restaurant{},
-		Events{},
+		Events{Lister: p.Events},
 		Content{},
 		Diagnostic{},
 	}
@@ -384,6 +422,37 @@ func All(p Providers) []Agent {
 type Providers struct {
 	Prices  PriceProvider
 	Flights FlightStatusProvider
+	Events  EventLister
+}
+
+// EventLister finds upcoming events at a real event-listings service.
+// Implementations must be safe for concurrent use.
+type EventLister interface {
+	// Name names the service on the cards built from its listings.
+	Name() string
+	// UpcomingEvents returns events matching any of q's interests in q's
+	// place between q.From and q.To; finding none is an empty list, not an
+	// error.
+	UpcomingEvents(ctx context.Context, q EventQuery) ([]ListedEvent, error)
+}
+
+// EventQuery asks an EventLister for events.
+type EventQuery struct {
+	Interests []string  // profile interest names, e.g. "Music & Audio > Jazz"
+	Place     string    // city
+	From, To  time.Time // window of the events' start
+	Limit     int
+}
+
+// ListedEvent is one event as the listings service reports it; the agent
+// shows these fields and nothing else.
+type ListedEvent struct {
+	ID      string    // the service's id, stable across calls
+	Name    string    // event name
+	Start   time.Time // start; zero = unknown (the event is not shown)
+	HasTime bool      // Start carries a time of day
+	Venue   string    // venue and address; empty = unknown (the event is not shown)
+	URL     string    // the service's page for the event, optional
 }
 
 // FlightStatusProvider reports a flight's live status from a real flight

@@ -31,7 +31,7 @@ func isNewsletter(e Email) bool {
 
 // Run implements Agent. Three tool calls: mail, profile, feedback.
 func (ct Content) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, error) {
-	es, err := env.SearchEmails(ctx, EmailQuery{
+	es, prefs, err := readMail(ctx, env, ct.Name(), EmailQuery{
 		Text:  "newsletter digest weekly edition issue unsubscribe read online" + requestText(in),
 		Since: in.Now.AddDate(0, 0, -7), Limit: 300,
 	})
@@ -39,10 +39,6 @@ func (ct Content) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, 
 		return nil, err
 	}
 	profile, err := env.Profile(ctx)
-	if err != nil {
-		return nil, err
-	}
-	prefs, err := prefsFor(ctx, env, ct.Name())
 	if err != nil {
 		return nil, err
 	}

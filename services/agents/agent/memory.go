@@ -24,7 +24,7 @@ type Memory struct {
 }
 
 // SearchEmails implements Data.
-func (m *Memory) SearchEmails(_ context.Context, q EmailQuery) ([]Email, error) {
+func (m *Memory) SearchEmails(_ context.Context, q EmailQuery) (Found, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var words []string
@@ -66,7 +66,7 @@ func (m *Memory) SearchEmails(_ context.Context, q EmailQuery) ([]Email, error) 
 	if q.Limit > 0 && len(out) > q.Limit {
 		out = out[:q.Limit]
 	}
-	return out, nil
+	return Found{Emails: out}, nil
 }
 
 func overlaps(a, b []string) bool {

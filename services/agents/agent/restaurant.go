@@ -29,7 +29,7 @@ func (Restaurant) Actions() []mission.ActionKind {
 
 // Run implements Agent. It makes three tool calls: mail, profile, feedback.
 func (r Restaurant) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, error) {
-	es, err := env.SearchEmails(ctx, EmailQuery{
+	es, prefs, err := readMail(ctx, env, r.Name(), EmailQuery{
 		Text:  "reservation table restaurant booking dinner lunch brunch" + requestText(in),
 		Since: in.Now.AddDate(-1, 0, 0), Limit: 300,
 	})
@@ -37,10 +37,6 @@ func (r Restaurant) Run(ctx context.Context, env *Env, in Input) ([]mission.Card
 		return nil, err
 	}
 	profile, err := env.Profile(ctx)
-	if err != nil {
-		return nil, err
-	}
-	prefs, err := prefsFor(ctx, env, r.Name())
 	if err != nil {
 		return nil, err
 	}
@@ -140,14 +136,24 @@ func (r Restaurant) againCard(vs []sourced, now time.Time) mission.Card {
 }
 
 // Events turns tickets in mail into upcoming-event cards and surfaces
-// announced events that match the user's interests.
-type Events struct{}
+// announced events that match the user's interests. With a Lister it also
+// suggests listed events, labelled with the service they come from; without
+// one its cards come from the user's mail only.
+type Events struct {
+	Lister EventLister // optional
+}
 
 // Name implements Agent.
 func (Events) Name() string { return "events" }
 
-// Level implements Agent.
-func (Events) Level() Level { return L1 }
+// Level implements Agent: L1, or L2 with a lister (its calls need the
+// larger tool budget).
+func (ev Events) Level() Level {
+	if ev.Lister != nil {
+		return L2
+	}
+	return L1
+}
 
 // Actions implements Agent.
 func (Events) Actions() []mission.ActionKind {
@@ -156,9 +162,10 @@ func (Events) Actions() []mission.ActionKind {
 
 var onSaleRe = regexp.MustCompile(`(?i)\b(on sale (?:now|from|on)|pre-?sale|just announced|tickets (?:are )?available|get your tickets|announc(?:ed|ing))\b`)
 
-// Run implements Agent. Three tool calls: mail, profile, feedback.
+// Run implements Agent. Three tool calls: mail, profile, feedback; a fourth
+// for the lister, if any.
 func (ev Events) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, error) {
-	es, err := env.SearchEmails(ctx, EmailQuery{
+	es, prefs, err := readMail(ctx, env, ev.Name(), EmailQuery{
 		Text:  "tickets event concert venue show festival doors gig theatre match" + requestText(in),
 		Since: in.Now.AddDate(-1, 0, 0), Limit: 300,
 	})
@@ -169,10 +176,6 @@ func (ev Events) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, e
 	if err != nil {
 		return nil, err
 	}
-	prefs, err := prefsFor(ctx, env, ev.Name())
-	if err != nil {
-		return nil, err
-	}
 	var cards []mission.Card
 	held := map[string]bool{}
 	var announced []sourced
@@ -180,8 +183,7 @@ func (ev Events) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, e
 		if s.b.Start.Before(in.Now.Add(-6 * time.Hour)) {
 			continue
 		}
-		msg := s.email.Message()
-		if onSaleRe.MatchString(msg.Subject+" "+msg.Body) && len(extract.Codes(msg.Subject+"\n"+msg.Body)) == 0 {
+		if isAnnouncement(s) {
 			announced = append(announced, s)
 			continue
 		}
@@ -202,8 +204,18 @@ func (ev Events) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, e
 			continue
 		}
 		cards = append(cards, ev.announcedCard(s, in.Now))
+		held[strings.ToLower(s.b.Name)] = true
+	}
+	if ev.Lister != nil && !prefs.Suppress(ev.Name(), "listing") {
+		cards = append(cards, ev.listed(ctx, env, bookingsIn(es, extract.KindEvent), profile, held, in.Now)...)
 	}
 	return cards, nil
+}
+
+// isAnnouncement tells an event announced for sale from a ticket the user holds.
+func isAnnouncement(s sourced) bool {
+	msg := s.email.Message()
+	return onSaleRe.MatchString(msg.Subject+" "+msg.Body) && len(extract.Codes(msg.Subject+"\n"+msg.Body)) == 0
 }
 
 func (ev Events) ticketCard(s sourced, now time.Time) mission.Card {

@@ -58,14 +58,10 @@ func productKey(name string) string {
 // Run implements Agent: mail, feedback and at most one price lookup per
 // watched product within the level's budget.
 func (s Shopping) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, error) {
-	es, err := env.SearchEmails(ctx, EmailQuery{
+	es, prefs, err := readMail(ctx, env, s.Name(), EmailQuery{
 		Text:  "order receipt purchase invoice cart basket wishlist price drop back in stock" + requestText(in),
 		Since: in.Now.AddDate(0, -4, 0), Limit: 400,
 	})
-	if err != nil {
-		return nil, err
-	}
-	prefs, err := prefsFor(ctx, env, s.Name())
 	if err != nil {
 		return nil, err
 	}

@@ -94,14 +94,10 @@ func bookingsIn(es []Email, kinds ...extract.Kind) []sourced {
 
 // Run implements Agent.
 func (t Travel) Run(ctx context.Context, env *Env, in Input) ([]mission.Card, error) {
-	es, err := env.SearchEmails(ctx, EmailQuery{
+	es, prefs, err := readMail(ctx, env, t.Name(), EmailQuery{
 		Text:  "flight itinerary boarding booking reference hotel check-in reservation train journey car rental pick-up" + requestText(in),
 		Since: in.Now.AddDate(-1, 0, 0), Limit: 500,
 	})
-	if err != nil {
-		return nil, err
-	}
-	prefs, err := prefsFor(ctx, env, t.Name())
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,13 @@ const (
 	KindOrder      Kind = "order"
 )
 
+// extractors read the bookings of each kind from a mail, its text and its
+// "Label: value" fields.
+var extractors = map[Kind]func(m Message, text string, fs map[string]string) []Booking{
+	KindFlight: flights, KindTrain: trains, KindHotel: hotels, KindCar: cars,
+	KindRestaurant: restaurants, KindEvent: events, KindOrder: orders,
+}
+
 // Booking is one booking or order stated in a mail. Times are in the mail
 // date's location; zero fields were not stated. The byte offsets inside
 // From and To are relative to the part of the mail they were read from.
@@ -164,24 +171,7 @@ func Bookings(m Message) []Booking {
 		return nil
 	}
 	text := m.text()
-	fs := Fields(m.Body)
-	var bs []Booking
-	switch kind {
-	case KindFlight:
-		bs = flights(m, text, fs)
-	case KindTrain:
-		bs = trains(m, text, fs)
-	case KindHotel:
-		bs = hotels(m, text, fs)
-	case KindCar:
-		bs = cars(m, text, fs)
-	case KindRestaurant:
-		bs = restaurants(m, text, fs)
-	case KindEvent:
-		bs = events(m, text, fs)
-	case KindOrder:
-		bs = orders(m, text, fs)
-	}
+	bs := extractors[kind](m, text, Fields(m.Body))
 	cancelled := cancelledRe.MatchString(text)
 	for i := range bs {
 		bs[i].Kind = kind

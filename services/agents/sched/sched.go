@@ -46,6 +46,7 @@ type Run struct {
 	Usage    agent.Usage  `json:"usage"`
 	CardIDs  []string     `json:"card_ids,omitempty"`
 	Rejected []string     `json:"rejected,omitempty"` // cards dropped by validation, with the reason
+	Notes    []string     `json:"notes,omitempty"`    // what the run worked around, e.g. a search without its semantic leg
 	Limits   agent.Limits `json:"limits"`
 }
 
@@ -196,7 +197,7 @@ func (s *Scheduler) Run(ctx context.Context, j trigger.Job) (Run, error) {
 	s.release(j, r.Outcome == OutcomeOK, r.End)
 	s.save(ctx, r)
 	s.log.InfoContext(ctx, "agent run", "agent", r.Agent, "trigger", r.Trigger, "subject", r.Subject, "outcome", r.Outcome,
-		"cards", len(r.CardIDs), "tool_calls", r.Usage.ToolCalls, "llm_calls", r.Usage.LLMCalls, "ms", r.End.Sub(r.Start).Milliseconds(), "error", r.Error)
+		"cards", len(r.CardIDs), "tool_calls", r.Usage.ToolCalls, "llm_calls", r.Usage.LLMCalls, "ms", r.End.Sub(r.Start).Milliseconds(), "error", r.Error, "notes", r.Notes)
 	return r, err
 }
 
@@ -238,6 +239,7 @@ func (s *Scheduler) execute(ctx context.Context, a agent.Agent, j trigger.Job, l
 		res.err = rctx.Err()
 	}
 	r.Usage = env.Usage()
+	r.Notes = env.Notes()
 	switch {
 	case res.err == nil:
 	case errors.Is(res.err, agent.ErrToolBudget) || errors.Is(res.err, agent.ErrLLMBudget):

@@ -80,6 +80,18 @@ func (d *Debouncer) Flush() {
 	}
 }
 
+// Discard drops pending batches without firing them and ignores later
+// Adds; for a caller whose triggers are durable elsewhere.
+func (d *Debouncer) Discard() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for k, b := range d.pending {
+		b.timer.Stop()
+		delete(d.pending, k)
+	}
+	d.stopped = true
+}
+
 // Stop flushes pending batches and ignores later Adds.
 func (d *Debouncer) Stop() {
 	d.Flush()

@@ -26,7 +26,6 @@ const (
 	WeeklyDiagnostic Kind = "schedule.weekly_diagnostic"
 	EventApproaching Kind = "event.approaching" // a booked date is near
 	UserRequest      Kind = "user.request"      // POST /api/v1/requests
-	Startup          Kind = "service.startup"   // the service started: catch up on mail acked before a restart
 )
 
 // Trigger is one reason to run agents.
@@ -91,7 +90,6 @@ var table = map[Kind]route{
 	WeeklyDiagnostic: {agents: []string{"diagnostic"}, coolDown: 3 * 24 * time.Hour},
 	EventApproaching: {coolDown: 24 * time.Hour},
 	UserRequest:      {},
-	Startup:          {agents: []string{"travel", "shopping", "restaurant", "events"}, coolDown: 10 * time.Minute},
 }
 
 // Agents returns the agents the kind wakes (nil for kinds that name their

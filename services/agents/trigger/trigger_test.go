@@ -22,7 +22,6 @@ func TestPlanBuildsInputPerAgent(t *testing.T) {
 	}{
 		{"travel mail wakes only travel", Trigger{Kind: DataClassified, At: now, EmailIDs: []string{"e1"}, Categories: []string{"Travel > Air Travel"}}, []string{"travel"}, false},
 		{"unknown categories wake every data agent", Trigger{Kind: DataClassified, At: now, EmailIDs: []string{"e1"}}, []string{"travel", "shopping", "restaurant", "events"}, false},
-		{"startup catches up with every data agent", Trigger{Kind: Startup, At: now}, []string{"travel", "shopping", "restaurant", "events"}, false},
 		{"weekly diagnostic", Trigger{Kind: WeeklyDiagnostic, At: now}, []string{"diagnostic"}, false},
 		{"request goes to its agent", Trigger{Kind: UserRequest, At: now, Agent: "events", Request: &agent.Request{ID: "r1", Text: "concerts"}}, []string{"events"}, false},
 		{"request without agent fails", Trigger{Kind: UserRequest, At: now}, nil, true},
@@ -94,6 +93,19 @@ func TestDebouncerFiresByMaxWaitUnderSteadyTraffic(t *testing.T) {
 		case <-deadline:
 			t.Fatal("steady traffic starved the debouncer past maxWait")
 		}
+	}
+}
+
+func TestDebouncerDiscardFiresNothing(t *testing.T) {
+	fired := make(chan Trigger, 1)
+	d := NewDebouncer(20*time.Millisecond, time.Second, func(tr Trigger) { fired <- tr })
+	d.Add(Trigger{Kind: DataClassified, At: now})
+	d.Discard()
+	d.Add(Trigger{Kind: DataClassified, At: now})
+	select {
+	case tr := <-fired:
+		t.Fatalf("discarded debouncer fired %+v", tr)
+	case <-time.After(100 * time.Millisecond):
 	}
 }
 
