@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -68,11 +69,16 @@ var ErrConfig = errors.New("embedder config")
 // ModelFiles resolves cfg to the model, vocabulary and ORT library paths and
 // the model's name, verifying manifest files by sha256; errors name `make models`.
 func ModelFiles(cfg Config, dataDir string) (model, vocab, lib, name string, err error) {
+	return modelFiles(cfg, dataDir, manifests.Manifests)
+}
+
+// modelFiles is ModelFiles with the manifests read from fsys.
+func modelFiles(cfg Config, dataDir string, fsys fs.FS) (model, vocab, lib, name string, err error) {
 	dir := cfg.ModelDir
 	if dir == "" {
 		dir = filepath.Join(dataDir, "models")
 	}
-	all, err := models.Load(manifests.Manifests)
+	all, err := models.Load(fsys)
 	if err != nil {
 		return "", "", "", "", err
 	}
