@@ -4,6 +4,10 @@
 // across concurrent messages), upserts the vectors with their model id and
 // character ranges, and publishes emails.embedded. It also answers embedding
 // requests from other services on bus.SubjectEmbed with a bounded queue.
+//
+// Parity with sentence-transformers on the real all-MiniLM-L6-v2 weights is
+// tested only where those weights are in the model cache; elsewhere tests run
+// on generated graphs of the same shape (docs/search.md says what that covers).
 package embedder
 
 import (
