@@ -27,6 +27,14 @@ type GraphConfig struct {
 	Probe bool
 	// WordEmbeddings overrides the random word embedding table (Vocab×Hidden, row-major).
 	WordEmbeddings []float32
+	// Int8 quantizes the graph the way onnxruntime's dynamic quantization
+	// writes all-MiniLM-L6-v2's model_quint8_avx2.onnx (avx2, per tensor):
+	// the word embeddings and every dense layer's weights are stored as uint8
+	// (symmetric, zero point 128); a dense layer quantizes its input at run
+	// time (DynamicQuantizeLinear), multiplies with MatMulInteger and rescales
+	// the int32 result, and looked-up embeddings pass DequantizeLinear. The
+	// underlying weights are those of the fp32 graph with the same Seed.
+	Int8 bool
 }
 
 // TinyGraph is a one-layer encoder with MiniLM's vocabulary and output width, for unit tests.
@@ -43,6 +51,7 @@ func MiniLMGraph() GraphConfig {
 // ONNX enum values (onnx.proto).
 const (
 	onnxFloat = 1
+	onnxUint8 = 2
 	onnxInt64 = 7
 
 	attrFloat = 1
@@ -61,14 +70,20 @@ func GenerateGraph(cfg GraphConfig) ([]byte, error) {
 	if cfg.WordEmbeddings != nil && len(cfg.WordEmbeddings) != cfg.Vocab*cfg.Hidden {
 		return nil, fmt.Errorf("generate graph: word embeddings have %d values, want %d", len(cfg.WordEmbeddings), cfg.Vocab*cfg.Hidden)
 	}
-	g := &graphBuilder{rng: rand.New(rand.NewPCG(cfg.Seed, 0x6f776e796f75))}
+	g := &graphBuilder{rng: rand.New(rand.NewPCG(cfg.Seed, 0x6f776e796f75)), int8: cfg.Int8}
 	H := int64(cfg.Hidden)
 	word := cfg.WordEmbeddings
 	if word == nil {
 		word = g.randn(cfg.Vocab * cfg.Hidden)
 	}
-	wordT := g.initF32("embeddings.word_embeddings.weight", []int64{int64(cfg.Vocab), H}, word)
-	x := g.node("Gather", []string{wordT, "input_ids"}, attrI("axis", 0))
+	var x string
+	if cfg.Int8 {
+		q, scale, zp := g.initU8("embeddings.word_embeddings.weight", []int64{int64(cfg.Vocab), H}, word)
+		x = g.node("DequantizeLinear", []string{g.node("Gather", []string{q, "input_ids"}, attrI("axis", 0)), scale, zp})
+	} else {
+		wordT := g.initF32("embeddings.word_embeddings.weight", []int64{int64(cfg.Vocab), H}, word)
+		x = g.node("Gather", []string{wordT, "input_ids"}, attrI("axis", 0))
+	}
 	if !cfg.Probe {
 		posT := g.initF32("embeddings.position_embeddings.weight", []int64{int64(cfg.MaxPos), H}, g.randn(cfg.MaxPos*cfg.Hidden))
 		typeT := g.initF32("embeddings.token_type_embeddings.weight", []int64{2, H}, g.randn(2*cfg.Hidden))
@@ -132,7 +147,7 @@ func GenerateGraph(cfg GraphConfig) ([]byte, error) {
 	model = protowire.AppendVarint(model, 8) // IR version 8
 	model = appendString(model, 2, "ownyou-gengraph")
 	model = appendString(model, 3, "1")
-	model = appendString(model, 6, fmt.Sprintf("generated BERT-shaped encoder with random weights: %+v", GraphConfig{Vocab: cfg.Vocab, Hidden: cfg.Hidden, Layers: cfg.Layers, Heads: cfg.Heads, FFN: cfg.FFN, MaxPos: cfg.MaxPos, Seed: cfg.Seed, Probe: cfg.Probe}))
+	model = appendString(model, 6, fmt.Sprintf("generated BERT-shaped encoder with random weights: %+v", GraphConfig{Vocab: cfg.Vocab, Hidden: cfg.Hidden, Layers: cfg.Layers, Heads: cfg.Heads, FFN: cfg.FFN, MaxPos: cfg.MaxPos, Seed: cfg.Seed, Probe: cfg.Probe, Int8: cfg.Int8}))
 	model = appendMsg(model, 7, graph)
 	var opset []byte
 	opset = appendString(opset, 1, "")
@@ -147,6 +162,7 @@ type graphBuilder struct {
 	nodes [][]byte
 	inits [][]byte
 	n     int
+	int8  bool // dense layers and word embeddings quantized (GraphConfig.Int8)
 }
 
 // randn draws n values from N(0, 0.02²), BERT's initializer range.
@@ -170,10 +186,53 @@ func (g *graphBuilder) node(op string, inputs []string, attrs ...[]byte) string 
 	return out
 }
 
+// nodeOuts appends one node with n fresh outputs and returns their names.
+func (g *graphBuilder) nodeOuts(op string, inputs []string, n int, attrs ...[]byte) []string {
+	base := g.fresh(op)
+	outs := make([]string, n)
+	for i := range outs {
+		outs[i] = fmt.Sprintf("%s_out%d", base, i)
+	}
+	g.nodes = append(g.nodes, nodeProto(op, base+"_node", inputs, outs, attrs...))
+	return outs
+}
+
 func (g *graphBuilder) linear(name, x string, in, out int) string {
-	w := g.initF32(name+".weight", []int64{int64(in), int64(out)}, g.randn(in*out))
+	dims, w := []int64{int64(in), int64(out)}, g.randn(in*out)
+	if !g.int8 {
+		wT := g.initF32(name+".weight", dims, w)
+		b := g.initF32(name+".bias", []int64{int64(out)}, make([]float32, out))
+		return g.node("Add", []string{g.node("MatMul", []string{x, wT}), b})
+	}
+	// onnxruntime's dynamic MatMul quantization (QOperator, IntegerOps):
+	// y = float(MatMulInteger(xq, wq, xzp, wzp)) · (xscale · wscale).
+	wq, wScale, wZP := g.initU8(name+".weight", dims, w)
 	b := g.initF32(name+".bias", []int64{int64(out)}, make([]float32, out))
-	return g.node("Add", []string{g.node("MatMul", []string{x, w}), b})
+	xq := g.nodeOuts("DynamicQuantizeLinear", []string{x}, 3)
+	prod := g.node("Cast", []string{g.node("MatMulInteger", []string{xq[0], wq, xq[2], wZP})}, attrI("to", onnxFloat))
+	y := g.node("Mul", []string{prod, g.node("Mul", []string{xq[1], wScale})})
+	return g.node("Add", []string{y, b})
+}
+
+// initU8 stores w as uint8 with one symmetric scale for the tensor and zero
+// point 128 (onnxruntime's QUInt8 symmetric weights), returning the names of
+// the quantized tensor, its scale and its zero point.
+func (g *graphBuilder) initU8(name string, dims []int64, w []float32) (q, scale, zp string) {
+	var absMax float64
+	for _, x := range w {
+		absMax = max(absMax, math.Abs(float64(x)))
+	}
+	sc := 2 * absMax / 255
+	if sc == 0 {
+		sc = 1
+	}
+	raw := make([]byte, len(w))
+	for i, x := range w {
+		raw[i] = byte(min(max(math.RoundToEven(float64(x)/sc)+128, 0), 255))
+	}
+	q, zp = name+"_quantized", name+"_zero_point"
+	g.inits = append(g.inits, tensorProto(q, onnxUint8, dims, raw), tensorProto(zp, onnxUint8, nil, []byte{128}))
+	return q, g.initF32(name+"_scale", nil, []float32{float32(sc)}), zp
 }
 
 func (g *graphBuilder) layerNorm(name, x string, h int) string {

@@ -10,11 +10,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -36,8 +38,54 @@ type Options struct {
 	Listen string
 	// RunAs is the user the server runs as when this process is root; default "postgres".
 	RunAs string
-	// Settings are extra postgresql.conf settings.
+	// Settings are postgresql.conf settings passed on the server's command
+	// line at every start; they override Tuned's defaults.
 	Settings map[string]string
+}
+
+// Tuned returns settings for a server on a machine with ram bytes of memory
+// (0: this machine's, cgroup limit included) that keep search fast: a buffer
+// cache that holds the HNSW and GIN indexes of a large mailbox (a quarter of
+// memory, 128 MB to 1 GB), planner costs for SSD-class storage, enough sort
+// memory for ranking, and no JIT (it costs more than short queries run).
+func Tuned(ram int64) map[string]string {
+	if ram <= 0 {
+		ram = MemoryLimit()
+	}
+	const mb = 1 << 20
+	shared := min(max(ram/4, 128*mb), 1024*mb)
+	return map[string]string{
+		"shared_buffers":       fmt.Sprintf("%dMB", shared/mb),
+		"effective_cache_size": fmt.Sprintf("%dMB", max(ram/2, shared)/mb),
+		"work_mem":             "16MB",
+		"maintenance_work_mem": fmt.Sprintf("%dMB", min(max(ram/16, 64*mb), 512*mb)/mb),
+		"random_page_cost":     "1.1",
+		"jit":                  "off",
+	}
+}
+
+// MemoryLimit is the memory this process may use: the machine's total, or
+// the cgroup (container) limit when lower; 1 GB when neither can be read.
+func MemoryLimit() int64 {
+	var total int64
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "MemTotal:" {
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					total = kb << 10
+				}
+			}
+		}
+	}
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory.max"); err == nil {
+		if lim, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && lim > 0 && (total == 0 || lim < total) {
+			total = lim
+		}
+	}
+	if total <= 0 {
+		return 1 << 30
+	}
+	return total
 }
 
 // Server is a running private PostgreSQL server.
@@ -48,6 +96,21 @@ type Server struct {
 	uid    int
 	gid    int
 	asUser string
+}
+
+// ErrBadSetting means a setting's name or value cannot be passed to the server safely.
+var ErrBadSetting = errors.New("unsafe postgres setting")
+
+func safeSetting(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, r := range name {
+		if !(r == '_' || r == '.' || r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrNoBinaries means the PostgreSQL server binaries are not installed.
@@ -106,9 +169,19 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		// handles a server that is somehow still running.
 		_ = s.pgctl(ctx, "stop", "-m", "fast", "-w", "-t", "30")
 	}
-	listen := o.Listen
-	args := []string{"start", "-w", "-t", "60", "-l", filepath.Join(dir, "postgres.log"), "-o",
-		fmt.Sprintf("-p %d -k %s -c listen_addresses='%s'", o.Port, s.socket, listen)}
+	settings := Tuned(0)
+	maps.Copy(settings, o.Settings)
+	settings["listen_addresses"] = o.Listen
+	serverOpts := fmt.Sprintf("-p %d -k %s", o.Port, s.socket)
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
+		v := settings[k]
+		// pg_ctl hands -o to a shell: keep names and values to safe characters.
+		if !safeSetting(k) || strings.ContainsAny(v, "'\\\n") {
+			return nil, fmt.Errorf("%w: %s = %q", ErrBadSetting, k, v)
+		}
+		serverOpts += fmt.Sprintf(" -c %s='%s'", k, v)
+	}
+	args := []string{"start", "-w", "-t", "60", "-l", filepath.Join(dir, "postgres.log"), "-o", serverOpts}
 	if err := s.pgctl(ctx, args...); err != nil {
 		logTail, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
 		return nil, fmt.Errorf("start postgres: %w\n%s", err, tail(logTail, 2000))
@@ -126,10 +199,9 @@ func (s *Server) initdb(ctx context.Context) error {
 	if err := s.run(ctx, filepath.Join(s.opts.BinDir, "initdb"), "-D", s.data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"); err != nil {
 		return fmt.Errorf("initdb: %w", err)
 	}
-	conf := "\n# OwnYou Home private server\nunix_socket_permissions = 0700\nfsync = on\nshared_buffers = 128MB\nmax_connections = 200\n"
-	for k, v := range s.opts.Settings {
-		conf += fmt.Sprintf("%s = '%s'\n", k, v)
-	}
+	// Tuning (Tuned, Options.Settings) goes on the command line at each start,
+	// so a changed setting reaches clusters created by earlier versions.
+	conf := "\n# OwnYou Home private server\nunix_socket_permissions = 0700\nfsync = on\nmax_connections = 200\n"
 	f, err := os.OpenFile(filepath.Join(s.data, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("initdb: conf: %w", err)

@@ -109,9 +109,6 @@ type Config struct {
 	Candidates int
 	// EfSearch is pgvector's hnsw.ef_search (default 80).
 	EfSearch int
-	// KeywordScanCap bounds how many full-text matches are ranked, keeping
-	// very common terms fast (default 2000); rarer terms rank every match.
-	KeywordScanCap int
 	// TextConfig is the Postgres text search configuration (default english).
 	TextConfig string
 }
@@ -130,9 +127,6 @@ func New(pool *pgxpool.Pool, emb QueryEmbedder, cfg Config) *Searcher {
 	}
 	if cfg.EfSearch <= 0 {
 		cfg.EfSearch = 80
-	}
-	if cfg.KeywordScanCap <= 0 {
-		cfg.KeywordScanCap = 2000
 	}
 	if cfg.TextConfig == "" {
 		cfg.TextConfig = "english"
@@ -182,37 +176,53 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 		return Result{}, err
 	}
 	res := Result{Query: q.Text, Mode: q.Mode, Hits: []Hit{}, TimingsMS: map[string]float64{}}
-	lap := time.Now()
-	tick := func(phase string) {
-		now := time.Now()
-		res.TimingsMS[phase] = float64(now.Sub(lap).Microseconds()) / 1000
-		lap = now
-	}
-	var kw, sem []ranked
-	if q.Mode != Keyword {
-		if s.emb == nil {
-			if q.Mode == Semantic {
-				return res, errors.New("semantic search: no embedder configured")
-			}
-			res.Warnings = append(res.Warnings, "semantic search unavailable: no embedder configured")
-		} else {
-			sem, err = s.semantic(ctx, q, tick)
-			tick("semantic")
-			res.Model = s.emb.ModelID()
-			if err != nil {
-				if q.Mode == Semantic || ctx.Err() != nil {
-					return res, err
-				}
-				res.Warnings = append(res.Warnings, "semantic search unavailable: "+err.Error())
-				sem = nil
-			}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	// The semantic leg (embed the query, then kNN) runs beside the keyword
+	// leg on its own connection: a query costs the slower leg, not the sum.
+	var (
+		kw, sem          []ranked
+		semErr           error
+		embedT, semT     time.Duration
+		semDone          = make(chan struct{})
+		legCtx, stopLegs = context.WithCancel(ctx)
+	)
+	defer stopLegs()
+	switch {
+	case q.Mode == Keyword:
+		close(semDone)
+	case s.emb == nil:
+		close(semDone)
+		if q.Mode == Semantic {
+			return res, errors.New("semantic search: no embedder configured")
 		}
+		res.Warnings = append(res.Warnings, "semantic search unavailable: no embedder configured")
+	default:
+		go func() {
+			defer close(semDone)
+			sem, embedT, semT, semErr = s.semantic(legCtx, q)
+		}()
 	}
 	if q.Mode != Semantic {
-		if kw, err = s.keyword(ctx, q); err != nil {
+		t0 := time.Now()
+		kw, err = s.keyword(ctx, q)
+		if err != nil {
+			stopLegs()
+			<-semDone
 			return res, err
 		}
-		tick("keyword")
+		res.TimingsMS["keyword"] = ms(time.Since(t0))
+	}
+	<-semDone
+	if q.Mode != Keyword && s.emb != nil {
+		res.TimingsMS["embed"], res.TimingsMS["semantic"] = ms(embedT), ms(semT)
+		res.Model = s.emb.ModelID()
+		if semErr != nil {
+			if q.Mode == Semantic || ctx.Err() != nil {
+				return res, semErr
+			}
+			res.Warnings = append(res.Warnings, "semantic search unavailable: "+semErr.Error())
+			sem = nil
+		}
 	}
 	fused := fuse(kw, sem, q.Mode)
 	if len(fused) > q.Limit {
@@ -221,11 +231,12 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 	if len(fused) == 0 {
 		return res, nil
 	}
+	t0 := time.Now()
 	hits, err := s.details(ctx, q, fused)
 	if err != nil {
 		return res, err
 	}
-	tick("details")
+	res.TimingsMS["details"] = ms(time.Since(t0))
 	res.Hits = hits
 	return res, nil
 }
@@ -325,23 +336,20 @@ func likeEscape(s string) string {
 }
 
 // keyword ranks full-text matches: exact-phrase matches first, then by
-// ts_rank_cd (cover density, so close words beat scattered ones), among the
-// KeywordScanCap most recent matches.
+// ts_rank_cd (cover density, so close words beat scattered ones). Every
+// match is ranked, so the best hits are found however common the words are
+// and however old the mail; the cost grows with the number of matches (the
+// GIN index finds them, ranking reads each one's tsvector, kept in the heap
+// row by migration 00210).
 func (s *Searcher) keyword(ctx context.Context, q Query) ([]ranked, error) {
-	args := []any{s.cfg.TextConfig, q.Text, s.cfg.KeywordScanCap, max(s.cfg.Candidates, q.Limit)}
-	// The inner LIMIT stops the GIN bitmap scan early for very common terms:
-	// testing a match detoasts the row's tsvector, the dominant cost.
+	args := []any{s.cfg.TextConfig, q.Text, max(s.cfg.Candidates, q.Limit)}
 	sql := `
-SELECT m.id, ts_rank_cd(m.search_tsv, websearch_to_tsquery($1::regconfig, $2), 1) AS score,
-       numnode(phraseto_tsquery($1::regconfig, $2)) > 1 AND m.search_tsv @@ phraseto_tsquery($1::regconfig, $2) AS phrase
-FROM (
-    SELECT e.id, e.search_tsv, e.sort_at
-    FROM emails e
-    WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)` + filterSQL(q, &args) + `
-    LIMIT $3
-) m
-ORDER BY phrase DESC, score DESC, m.sort_at DESC, m.id
-LIMIT $4`
+SELECT e.id, ts_rank_cd(e.search_tsv, websearch_to_tsquery($1::regconfig, $2), 1) AS score,
+       numnode(phraseto_tsquery($1::regconfig, $2)) > 1 AND e.search_tsv @@ phraseto_tsquery($1::regconfig, $2) AS phrase
+FROM emails e
+WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)` + filterSQL(q, &args) + `
+ORDER BY phrase DESC, score DESC, e.sort_at DESC, e.id
+LIMIT $3`
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("keyword search: %w", err)
@@ -359,21 +367,24 @@ LIMIT $4`
 
 // semantic embeds the query and returns emails by their best chunk's cosine
 // similarity, using the HNSW index (iterative scan keeps filtered queries full).
-func (s *Searcher) semantic(ctx context.Context, q Query, tick func(string)) ([]ranked, error) {
+// It returns the time spent embedding and searching.
+func (s *Searcher) semantic(ctx context.Context, q Query) (out []ranked, embedT, knnT time.Duration, err error) {
+	t0 := time.Now()
 	vecs, err := s.emb.Embed(ctx, []string{q.Text})
-	tick("embed")
+	embedT = time.Since(t0)
 	if err != nil {
-		return nil, fmt.Errorf("embed query: %w", err)
+		return nil, embedT, 0, fmt.Errorf("embed query: %w", err)
 	}
 	if len(vecs) != 1 {
-		return nil, fmt.Errorf("embed query: got %d vectors", len(vecs))
+		return nil, embedT, 0, fmt.Errorf("embed query: got %d vectors", len(vecs))
 	}
 	// The model is read after embedding: a remote embedder learns it from the reply.
-	out, err := s.knn(ctx, vecs[0], s.emb.ModelID(), q, max(s.cfg.Candidates, q.Limit), true)
+	t1 := time.Now()
+	out, err = s.knn(ctx, vecs[0], s.emb.ModelID(), q, max(s.cfg.Candidates, q.Limit), true)
 	if err != nil {
-		return nil, fmt.Errorf("semantic search: %w", err)
+		return nil, embedT, time.Since(t1), fmt.Errorf("semantic search: %w", err)
 	}
-	return out, nil
+	return out, embedT, time.Since(t1), nil
 }
 
 // knn returns up to n emails nearest to vec by their best chunk of model;

@@ -387,3 +387,30 @@ func TestSemanticHitShowsItsBestPassage(t *testing.T) {
 		t.Fatalf("snippet %q similarity %v, want the matched passage", h.Snippet, h.Similarity)
 	}
 }
+
+// TestKeywordFindsAnOldStrongMatchAmongThousandsOfWeakOnes: ranking used to
+// stop after the first 2,000 matches the index returned, so a mail matching
+// best but stored after them was never ranked.
+func TestKeywordFindsAnOldStrongMatchAmongThousandsOfWeakOnes(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	_, err := pool.Exec(ctx, `INSERT INTO emails (id, message_id, content_hash, subject, from_addr, sort_at, body_text)
+		SELECT 'weak-' || i, 'weak-' || i, 'weak-' || i, 'Newsletter ' || i, 'news@shop.example', now() - i * interval '1 minute',
+		       'Our weekly roundup of offers and events, including one mention of the harbour ferry timetable among many other unrelated items ' || i
+		FROM generate_series(1, 2500) i`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insertMails(t, pool, []mail{{id: "strong", subject: "Harbour ferry timetable changes", fromAddr: "port@city.example",
+		at: time.Date(2015, 3, 1, 0, 0, 0, 0, time.UTC), body: "The harbour ferry timetable changes on Monday: the harbour ferry now leaves hourly."}})
+	s := New(pool, nil, Config{})
+	for _, text := range []string{"ferry", "harbour timetable"} {
+		res, err := s.Search(ctx, Query{Text: text, Mode: Keyword, Limit: 5})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ids(res.Hits); len(got) == 0 || got[0] != "strong" {
+			t.Errorf("%q: got %v, want the 2015 mail about the ferry first", text, got)
+		}
+	}
+}

@@ -61,7 +61,7 @@ func run(m *testing.M) int {
 	}
 	pg.dir = dir
 	defer os.RemoveAll(dir)
-	srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}})
+	srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off", "shared_buffers": "128MB"}})
 	if err == nil {
 		err = srv.CreateDatabase(ctx, templateDB, "")
 	}

@@ -4,12 +4,17 @@
 // across concurrent messages), upserts the vectors with their model id and
 // character ranges, and publishes emails.embedded. It also answers embedding
 // requests from other services on bus.SubjectEmbed with a bounded queue.
+//
+// Parity with sentence-transformers on the real all-MiniLM-L6-v2 weights is
+// tested only where those weights are in the model cache; elsewhere tests run
+// on generated graphs of the same shape (docs/search.md says what that covers).
 package embedder
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"time"
@@ -68,11 +73,16 @@ var ErrConfig = errors.New("embedder config")
 // ModelFiles resolves cfg to the model, vocabulary and ORT library paths and
 // the model's name, verifying manifest files by sha256; errors name `make models`.
 func ModelFiles(cfg Config, dataDir string) (model, vocab, lib, name string, err error) {
+	return modelFiles(cfg, dataDir, manifests.Manifests)
+}
+
+// modelFiles is ModelFiles with the manifests read from fsys.
+func modelFiles(cfg Config, dataDir string, fsys fs.FS) (model, vocab, lib, name string, err error) {
 	dir := cfg.ModelDir
 	if dir == "" {
 		dir = filepath.Join(dataDir, "models")
 	}
-	all, err := models.Load(manifests.Manifests)
+	all, err := models.Load(fsys)
 	if err != nil {
 		return "", "", "", "", err
 	}

@@ -156,10 +156,12 @@ func TestIngestedEmailIsEmbeddedStoredAndAnnounced(t *testing.T) {
 		t.Fatalf("event %+v", embedded[0])
 	}
 	mu.Unlock()
-	var status string
-	if err := e.db.Pool.QueryRow(ctx, `SELECT status FROM email_stages WHERE email_id = $1 AND stage = $2`, id, Stage).Scan(&status); err != nil || status != "done" {
-		t.Fatalf("stage status %q err %v", status, err)
-	}
+	// The stage is marked done after the event is published: wait for it.
+	testkit.Eventually(t, 10*time.Second, func() bool {
+		var status string
+		err := e.db.Pool.QueryRow(ctx, `SELECT status FROM email_stages WHERE email_id = $1 AND stage = $2`, id, Stage).Scan(&status)
+		return err == nil && status == "done"
+	}, "email stage never marked done")
 
 	// Handling the same message again changes nothing (idempotent upsert).
 	if err := e.svc.HandleIngested(ctx, bus.EmailIngested{EmailID: id}); err != nil {
