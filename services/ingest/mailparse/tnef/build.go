@@ -1,0 +1,88 @@
+package tnef
+
+import (
+	"bytes"
+	"encoding/binary"
+	"unicode/utf16"
+)
+
+// Builder writes a TNEF stream record by record; tests and fixtures use it
+// to produce valid (or deliberately broken) winmail.dat data. The zero
+// value is ready; it is not safe for concurrent use.
+type Builder struct{ buf bytes.Buffer }
+
+// Attr appends one attribute record with a correct checksum. id is the
+// full 32-bit attribute id (type in the high 16 bits).
+func (b *Builder) Attr(level byte, id uint32, data []byte) *Builder {
+	b.header()
+	b.buf.WriteByte(level)
+	_ = binary.Write(&b.buf, binary.LittleEndian, id)
+	_ = binary.Write(&b.buf, binary.LittleEndian, uint32(len(data)))
+	b.buf.Write(data)
+	_ = binary.Write(&b.buf, binary.LittleEndian, checksum(data))
+	return b
+}
+
+// Attachment appends attAttachRendData, attAttachTitle and attAttachData
+// for one file, plus an attAttachment property list carrying mimeType
+// (PR_ATTACH_MIME_TAG) and the long file name when they are not empty.
+func (b *Builder) Attachment(name, mimeType string, data []byte) *Builder {
+	b.Attr(levelAttachment, 0x00069002, make([]byte, 14))
+	b.Attr(levelAttachment, 0x00018010, append([]byte(name), 0))
+	b.Attr(levelAttachment, 0x0006800F, data)
+	var props [][]byte
+	if mimeType != "" {
+		props = append(props, UnicodeProp(prAttachMimeTag, mimeType))
+	}
+	if name != "" {
+		props = append(props, UnicodeProp(prAttachLongName, name))
+	}
+	if len(props) > 0 {
+		b.Attr(levelAttachment, 0x00069005, PropList(props...))
+	}
+	return b
+}
+
+// Bytes returns the stream built so far (signature and legacy key included).
+func (b *Builder) Bytes() []byte {
+	b.header()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+func (b *Builder) header() {
+	if b.buf.Len() == 0 {
+		_ = binary.Write(&b.buf, binary.LittleEndian, uint32(Signature))
+		_ = binary.Write(&b.buf, binary.LittleEndian, uint16(0x0001))
+	}
+}
+
+// PropList encodes MAPI properties (each from UnicodeProp or a hand-built
+// encoding) as the value of attMsgProps or attAttachment.
+func PropList(props ...[]byte) []byte {
+	var out bytes.Buffer
+	_ = binary.Write(&out, binary.LittleEndian, uint32(len(props)))
+	for _, p := range props {
+		out.Write(p)
+	}
+	return out.Bytes()
+}
+
+// UnicodeProp encodes one PT_UNICODE MAPI property with id pid.
+func UnicodeProp(pid uint16, v string) []byte {
+	u := utf16.Encode([]rune(v))
+	data := make([]byte, 0, 2*len(u)+2)
+	for _, c := range u {
+		data = binary.LittleEndian.AppendUint16(data, c)
+	}
+	data = append(data, 0, 0)
+	var out bytes.Buffer
+	_ = binary.Write(&out, binary.LittleEndian, uint16(ptUnicode))
+	_ = binary.Write(&out, binary.LittleEndian, pid)
+	_ = binary.Write(&out, binary.LittleEndian, uint32(1))
+	_ = binary.Write(&out, binary.LittleEndian, uint32(len(data)))
+	out.Write(data)
+	for out.Len()%4 != 0 {
+		out.WriteByte(0)
+	}
+	return out.Bytes()
+}
