@@ -84,3 +84,17 @@ func (p *publisher) PublishIngested(ctx context.Context, e *intake.Email) error 
 	}
 	return nil
 }
+
+// Relabeled mirrors a Gmail label change onto the stored email (a no-op
+// for a message never stored).
+func (g *gmailSink) Relabeled(ctx context.Context, id string, labels []string) error {
+	_, err := g.s.db.SetOriginLabels(ctx, g.r.claim.Source.ID, id, labels)
+	return err
+}
+
+// Deleted marks a message deleted in Gmail; the stored email is kept and
+// shows when it was deleted at its source.
+func (g *gmailSink) Deleted(ctx context.Context, id string) error {
+	_, err := g.s.db.MarkOriginDeleted(ctx, g.r.claim.Source.ID, id)
+	return err
+}
