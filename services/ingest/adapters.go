@@ -2,10 +2,17 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/googleoauth"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/services/ingest/imapsync"
 	"github.com/ownyou/home/services/ingest/intake"
 	"github.com/ownyou/home/services/ingest/mailparse"
 )
@@ -97,4 +104,70 @@ func (g *gmailSink) Relabeled(ctx context.Context, id string, labels []string) e
 func (g *gmailSink) Deleted(ctx context.Context, id string) error {
 	_, err := g.s.db.MarkOriginDeleted(ctx, g.r.claim.Source.ID, id)
 	return err
+}
+
+// IMAP authentication modes (sources.config "auth").
+const (
+	imapAuthPassword = "password"
+	imapAuthXOAuth2  = "xoauth2"
+)
+
+// imapSync runs one IMAP sync with the source's credentials: secret is the
+// password, or for auth "xoauth2" a googleoauth.Grant (JSON) whose token is
+// refreshed with golang.org/x/oauth2 and persisted, encrypted, whenever it
+// changes. When the server rejects an OAuth access token that has a refresh
+// token, the token is refreshed once and the login retried.
+func (s *Service) imapSync(ctx context.Context, src store.Source, secret []byte, cfg imapsync.Config, cur imapsync.Cursor, sink imapsync.Sink) (imapsync.Stats, error) {
+	log := s.log.With("source", src.ID)
+	var mode struct {
+		Auth string `json:"auth"`
+	}
+	_ = json.Unmarshal(src.Config, &mode)
+	if mode.Auth == "" || mode.Auth == imapAuthPassword {
+		cfg.Password = string(secret)
+		return imapsync.Sync(ctx, cfg, cur, sink, log)
+	}
+	if mode.Auth != imapAuthXOAuth2 {
+		return imapsync.Stats{}, fmt.Errorf("imap source: unknown auth %q", mode.Auth)
+	}
+	var g googleoauth.Grant
+	if err := json.Unmarshal(secret, &g); err != nil {
+		return imapsync.Stats{}, fmt.Errorf("%w: stored OAuth grant unreadable", ErrNoCredentials)
+	}
+	if err := g.Validate(); err != nil {
+		return imapsync.Stats{}, fmt.Errorf("%w: %v", ErrNoCredentials, err)
+	}
+	persist := func(ctx context.Context, tok *oauth2.Token) error {
+		g.Token = tok
+		b, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("encode grant: %w", err)
+		}
+		sealed, err := s.SealSecret(src.ID, b)
+		if err != nil {
+			return err
+		}
+		return s.db.SetSourceSecret(ctx, src.ID, sealed, false)
+	}
+	run := func(tok *oauth2.Token) (imapsync.Stats, error) {
+		ts := googleoauth.PersistingTokenSource(ctx, s.http, g.OAuth2(), tok, persist)
+		cfg.Token = func(context.Context) (string, error) {
+			t, err := ts.Token()
+			if err != nil {
+				return "", err
+			}
+			return t.AccessToken, nil
+		}
+		return imapsync.Sync(ctx, cfg, cur, sink, log)
+	}
+	st, err := run(g.Token)
+	if errors.Is(err, imapsync.ErrAuth) && g.Token.RefreshToken != "" {
+		// The provider may revoke an access token before its expiry: force
+		// one refresh (a revoked grant then surfaces as ErrReconnectNeeded).
+		log.InfoContext(ctx, "imap rejected the access token; refreshing it once", "err", err)
+		stale := *g.Token
+		stale.Expiry = time.Now().Add(-time.Minute)
+		st, err = run(&stale)
+	}
+	return st, err
 }
