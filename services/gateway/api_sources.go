@@ -94,14 +94,53 @@ func (a *sourcesAPI) get(w http.ResponseWriter, r *http.Request) {
 // createSourceRequest is the body of POST /api/v1/sources (IMAP accounts;
 // Gmail is connected through the OAuth flow).
 type createSourceRequest struct {
-	Kind     string   `json:"kind"`
-	Name     string   `json:"name"`
-	Host     string   `json:"host"`
-	Port     int      `json:"port"`
-	Security string   `json:"security"` // tls (default) | starttls | none
-	Username string   `json:"username"`
-	Password string   `json:"password"` // password or app password; stored encrypted
-	Folders  []string `json:"folders"`
+	Kind     string            `json:"kind"`
+	Name     string            `json:"name"`
+	Host     string            `json:"host"`
+	Port     int               `json:"port"`
+	Security string            `json:"security"` // tls (default) | starttls | none
+	Username string            `json:"username"`
+	Auth     string            `json:"auth"`     // password (default) | xoauth2
+	Password string            `json:"password"` // password or app password; stored encrypted
+	OAuth    *imapOAuthRequest `json:"oauth"`    // with auth xoauth2; stored encrypted
+	Folders  []string          `json:"folders"`
+}
+
+// imapOAuthRequest is what refreshing an IMAP XOAUTH2 grant needs (a
+// refresh token with the provider's token URL and the OAuth client), or
+// just an access token, which works until it expires.
+type imapOAuthRequest struct {
+	TokenURL     string   `json:"token_url"`
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret"`
+	RefreshToken string   `json:"refresh_token"`
+	AccessToken  string   `json:"access_token"`
+	ExpiresIn    int64    `json:"expires_in"` // seconds the access token stays valid; 0 = unknown
+	Scopes       []string `json:"scopes"`
+}
+
+// grant validates r and turns it into the stored grant.
+func (r *imapOAuthRequest) grant(now time.Time) (googleoauth.Grant, []string) {
+	var problems []string
+	if r == nil {
+		return googleoauth.Grant{}, []string{`auth "xoauth2" needs an "oauth" object with refresh_token, token_url and client_id (or an access_token)`}
+	}
+	if r.RefreshToken == "" && r.AccessToken == "" {
+		problems = append(problems, "oauth needs a refresh_token (or, for a short test, an access_token)")
+	}
+	if r.RefreshToken != "" {
+		if u, err := url.Parse(r.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			problems = append(problems, "oauth.token_url must be the provider's http(s) token endpoint")
+		}
+		if r.ClientID == "" {
+			problems = append(problems, "oauth.client_id is required with a refresh_token")
+		}
+	}
+	tok := &oauth2.Token{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, TokenType: "Bearer"}
+	if r.AccessToken != "" && r.ExpiresIn > 0 {
+		tok.Expiry = now.Add(time.Duration(r.ExpiresIn) * time.Second)
+	}
+	return googleoauth.Grant{TokenURL: r.TokenURL, ClientID: r.ClientID, ClientSecret: r.ClientSecret, Scopes: r.Scopes, Token: tok}, problems
 }
 
 func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
@@ -135,8 +174,23 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 	if req.Security != "tls" && req.Security != "starttls" && req.Security != "none" {
 		problems = append(problems, "security must be tls, starttls or none")
 	}
-	if req.Username == "" || req.Password == "" {
-		problems = append(problems, "username and password are required")
+	var secret []byte
+	switch req.Auth {
+	case "", "password":
+		req.Auth = "password"
+		if req.Username == "" || req.Password == "" {
+			problems = append(problems, "username and password are required")
+		}
+		secret = []byte(req.Password)
+	case "xoauth2":
+		if req.Username == "" {
+			problems = append(problems, "username (the mailbox address) is required")
+		}
+		g, p := req.OAuth.grant(time.Now())
+		problems = append(problems, p...)
+		secret, _ = json.Marshal(g)
+	default:
+		problems = append(problems, `auth must be "password" or "xoauth2"`)
 	}
 	if len(problems) > 0 {
 		writeError(w, r, http.StatusBadRequest, "bad_request", strings.Join(problems, "; "))
@@ -151,12 +205,16 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := newID("src")
-	sealed, err := box.Seal([]byte(req.Password), []byte(id))
+	sealed, err := box.Seal(secret, []byte(id))
 	if err != nil {
 		a.s.fail(w, r, err)
 		return
 	}
-	cfg, _ := json.Marshal(map[string]any{"host": req.Host, "port": req.Port, "security": req.Security, "username": req.Username, "folders": req.Folders})
+	conf := map[string]any{"host": req.Host, "port": req.Port, "security": req.Security, "username": req.Username, "folders": req.Folders, "auth": req.Auth}
+	if req.Auth == "xoauth2" && req.OAuth.TokenURL != "" {
+		conf["token_url"], conf["client_id"] = req.OAuth.TokenURL, req.OAuth.ClientID // shown, not secret
+	}
+	cfg, _ := json.Marshal(conf)
 	name := req.Name
 	if name == "" {
 		name = req.Username + "@" + req.Host

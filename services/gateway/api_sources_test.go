@@ -14,6 +14,7 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/gmailfake"
+	"github.com/ownyou/home/pkg/googleoauth"
 	"github.com/ownyou/home/pkg/googleoauth/oauthfake"
 	"github.com/ownyou/home/pkg/secretbox"
 	"github.com/ownyou/home/pkg/store"
@@ -233,4 +234,67 @@ func TestSourcesAPI(t *testing.T) {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestIMAPXOAuth2SourceIsCreatedWithItsGrantEncrypted(t *testing.T) {
+	e := newSrcEnv(t, false)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"xoauth2 without an oauth object is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"xoauth2"}`, 400},
+		{"xoauth2 without any token is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"xoauth2","oauth":{"token_url":"https://t/x","client_id":"c"}}`, 400},
+		{"refresh token without token URL is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"xoauth2","oauth":{"client_id":"c","refresh_token":"r"}}`, 400},
+		{"refresh token without client id is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"xoauth2","oauth":{"token_url":"https://t/x","refresh_token":"r"}}`, 400},
+		{"unknown auth is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"kerberos","password":"p"}`, 400},
+		{"access token alone is accepted", `{"kind":"imap","host":"imap.a.example","username":"u@x","auth":"xoauth2","oauth":{"access_token":"at-only","expires_in":3600}}`, 201},
+		{"refresh grant is accepted", `{"kind":"imap","host":"outlook.office365.com","username":"me@outlook.com","auth":"xoauth2",
+			"oauth":{"token_url":"https://login.microsoftonline.com/common/oauth2/v2.0/token","client_id":"cid-1","client_secret":"very-secret","refresh_token":"rt-secret"}}`, 201},
+	}
+	var created map[string]any
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do("POST", "/api/v1/sources", tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, body)
+			}
+			if tc.status == 201 {
+				created = body
+			}
+		})
+	}
+	if created == nil {
+		t.Fatal("no source created")
+	}
+	id := created["id"].(string)
+	cfg := created["config"].(map[string]any)
+	if cfg["auth"] != "xoauth2" || cfg["client_id"] != "cid-1" || cfg["port"] != float64(993) {
+		t.Fatalf("config %v", cfg)
+	}
+	if js := toJSON(created); strings.Contains(js, "rt-secret") || strings.Contains(js, "very-secret") {
+		t.Fatalf("secret leaked in the API: %s", js)
+	}
+	sealed, err := e.db.SourceSecret(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "rt-secret") || strings.Contains(string(sealed), "very-secret") {
+		t.Fatal("grant stored in clear")
+	}
+	box, err := secretbox.Load("", e.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := box.Open(sealed, []byte(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g googleoauth.Grant
+	if err := json.Unmarshal(plain, &g); err != nil || g.Validate() != nil {
+		t.Fatalf("stored grant %s: %v", plain, err)
+	}
+	if g.Token.RefreshToken != "rt-secret" || g.ClientSecret != "very-secret" || g.TokenURL == "" {
+		t.Fatalf("stored grant %+v", g)
+	}
 }
