@@ -8,13 +8,13 @@ import (
 // SetOriginLabels replaces the labels of the message externalID of source
 // sourceID (the complete set after a change at the source) on its origin
 // and, for emails that source first delivered, on the email. It reports how
-// many emails it touched: 0 when the message was never stored. Calling it
-// again with the same labels changes nothing.
+// many emails it changed: 0 when the message was never stored or already
+// had these labels (so calling it again changes nothing).
 func (db *DB) SetOriginLabels(ctx context.Context, sourceID, externalID string, labels []string) (int64, error) {
 	tag, err := db.Pool.Exec(ctx, `
 		WITH o AS (
 			UPDATE email_origins SET labels = $3
-			WHERE source_id = $1 AND external_id = $2
+			WHERE source_id = $1 AND external_id = $2 AND labels IS DISTINCT FROM $3
 			RETURNING email_id)
 		UPDATE emails e SET labels = $3 FROM o
 		WHERE e.id = o.email_id AND e.source_id = $1 AND e.labels IS DISTINCT FROM $3`,

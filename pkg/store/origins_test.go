@@ -35,6 +35,9 @@ func TestOriginLabelsAndDeletionsAreMirroredAndMailKept(t *testing.T) {
 	if e, _ := db.GetEmail(ctx, "solo"); fmt.Sprint(e.Labels) != "[INBOX STARRED]" {
 		t.Fatalf("labels = %v", e.Labels)
 	}
+	if n, err := db.SetOriginLabels(ctx, "g", "m1", []string{"INBOX", "STARRED"}); err != nil || n != 0 {
+		t.Fatalf("relabel with the same labels: %d, %v; want no change", n, err)
+	}
 	if n, err := db.SetOriginLabels(ctx, "g", "unknown", []string{"X"}); err != nil || n != 0 {
 		t.Fatalf("relabel of a message never stored: %d, %v", n, err)
 	}

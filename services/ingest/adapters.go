@@ -26,9 +26,17 @@ func (e *emailStore) UpsertEmail(ctx context.Context, em *intake.Email) (bool, e
 	if err != nil {
 		return false, err
 	}
-	if _, err := e.db.AddEmailOrigin(ctx, store.EmailOrigin{EmailID: em.ID, SourceID: em.Origin.SourceID, ImportID: em.Origin.ImportID,
-		ExternalID: em.Origin.ExternalID, Labels: em.Origin.Labels}); err != nil {
+	added, err := e.db.AddEmailOrigin(ctx, store.EmailOrigin{EmailID: em.ID, SourceID: em.Origin.SourceID, ImportID: em.Origin.ImportID,
+		ExternalID: em.Origin.ExternalID, Labels: em.Origin.Labels})
+	if err != nil {
 		return false, err
+	}
+	if !added && em.Origin.SourceID != "" && em.Origin.Labels != nil {
+		// Fetched again (a retry, or a full resync after Gmail's history
+		// expired): the labels it carries now are the current ones.
+		if _, err := e.db.SetOriginLabels(ctx, em.Origin.SourceID, em.Origin.ExternalID, em.Origin.Labels); err != nil {
+			return false, err
+		}
 	}
 	return needs, nil
 }

@@ -42,4 +42,18 @@ func TestGmailIncrementalSyncMirrorsLabelsAndKeepsDeletedMail(t *testing.T) {
 	if g := byMsgID["gone@x"]; g.DeletedAtSource == nil {
 		t.Errorf("deleted mail not marked deleted at source (run stats %s)", s.LastRun)
 	}
+
+	// History expired: the full resync refetches the mail, and the labels
+	// it carries now replace the stored ones.
+	gm.ModifyLabels(starred, []string{"IMPORTANT"}, nil)
+	gm.ExpireHistory()
+	t2 := time.Now()
+	if _, err := e.db.RequestSync(ctx, "gm1", false); err != nil {
+		t.Fatal(err)
+	}
+	e.waitSynced("gm1", t2)
+	k, err := e.db.GetEmail(ctx, byMsgID["keep@x"].ID)
+	if err != nil || fmt.Sprint(k.Labels) != "[INBOX STARRED IMPORTANT]" {
+		t.Fatalf("after full resync: labels %v, %v", k.Labels, err)
+	}
 }
