@@ -174,24 +174,11 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 	if req.Security != "tls" && req.Security != "starttls" && req.Security != "none" {
 		problems = append(problems, "security must be tls, starttls or none")
 	}
-	var secret []byte
-	switch req.Auth {
-	case "", "password":
-		req.Auth = "password"
-		if req.Username == "" || req.Password == "" {
-			problems = append(problems, "username and password are required")
-		}
-		secret = []byte(req.Password)
-	case "xoauth2":
-		if req.Username == "" {
-			problems = append(problems, "username (the mailbox address) is required")
-		}
-		g, p := req.OAuth.grant(time.Now())
-		problems = append(problems, p...)
-		secret, _ = json.Marshal(g)
-	default:
-		problems = append(problems, `auth must be "password" or "xoauth2"`)
+	if req.Username == "" {
+		problems = append(problems, "username is required (for OAuth, the mailbox address)")
 	}
+	cred, p := req.imapCredentials(time.Now())
+	problems = append(problems, p...)
 	if len(problems) > 0 {
 		writeError(w, r, http.StatusBadRequest, "bad_request", strings.Join(problems, "; "))
 		return
@@ -205,15 +192,13 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := newID("src")
-	sealed, err := box.Seal(secret, []byte(id))
+	sealed, err := box.Seal(cred.secret, []byte(id))
 	if err != nil {
 		a.s.fail(w, r, err)
 		return
 	}
-	conf := map[string]any{"host": req.Host, "port": req.Port, "security": req.Security, "username": req.Username, "folders": req.Folders, "auth": req.Auth}
-	if req.Auth == "xoauth2" && req.OAuth.TokenURL != "" {
-		conf["token_url"], conf["client_id"] = req.OAuth.TokenURL, req.OAuth.ClientID // shown, not secret
-	}
+	conf := map[string]any{"host": req.Host, "port": req.Port, "security": req.Security, "username": req.Username, "folders": req.Folders}
+	cred.apply(conf)
 	cfg, _ := json.Marshal(conf)
 	name := req.Name
 	if name == "" {
@@ -230,6 +215,97 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/sources/"+src.ID)
 	writeJSON(w, http.StatusCreated, src)
+}
+
+// imapCredentials is an IMAP source's sign-in: the encrypted secret's
+// plaintext and the config fields that describe it.
+type imapCredentials struct {
+	auth     string // password | xoauth2
+	secret   []byte // the password, or a googleoauth.Grant as JSON
+	tokenURL string
+	clientID string
+}
+
+// apply sets the config fields that describe the credentials (never secrets).
+func (c imapCredentials) apply(conf map[string]any) {
+	conf["auth"] = c.auth
+	delete(conf, "token_url")
+	delete(conf, "client_id")
+	if c.tokenURL != "" {
+		conf["token_url"], conf["client_id"] = c.tokenURL, c.clientID
+	}
+}
+
+// imapCredentials validates the request's auth fields.
+func (req *createSourceRequest) imapCredentials(now time.Time) (imapCredentials, []string) {
+	switch req.Auth {
+	case "", "password":
+		if req.Password == "" {
+			return imapCredentials{}, []string{"password is required (or auth \"xoauth2\" with an oauth object)"}
+		}
+		return imapCredentials{auth: "password", secret: []byte(req.Password)}, nil
+	case "xoauth2":
+		g, problems := req.OAuth.grant(now)
+		if len(problems) > 0 {
+			return imapCredentials{}, problems
+		}
+		b, err := json.Marshal(g)
+		if err != nil {
+			return imapCredentials{}, []string{"oauth: " + err.Error()}
+		}
+		return imapCredentials{auth: "xoauth2", secret: b, tokenURL: g.TokenURL, clientID: g.ClientID}, nil
+	default:
+		return imapCredentials{}, []string{`auth must be "password" or "xoauth2"`}
+	}
+}
+
+// credentials replaces an IMAP source's sign-in (POST
+// /api/v1/sources/{id}/credentials, body: auth with password or oauth as
+// for create): how a source in reconnect_needed is reconnected, or moved
+// from a password to OAuth. The source becomes due for a sync now.
+func (a *sourcesAPI) credentials(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req createSourceRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, r, http.StatusBadRequest, "bad_request", "expected a JSON body: "+err.Error())
+		return
+	}
+	src, err := a.s.db.GetSource(ctx, r.PathValue("id"))
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	if src.Kind != store.SourceIMAP {
+		writeError(w, r, http.StatusBadRequest, "use_oauth", "only IMAP sources take credentials here; reconnect Gmail through GET /api/v1/oauth/google/start?source_id="+src.ID)
+		return
+	}
+	cred, problems := req.imapCredentials(time.Now())
+	if len(problems) > 0 {
+		writeError(w, r, http.StatusBadRequest, "bad_request", strings.Join(problems, "; "))
+		return
+	}
+	conf := map[string]any{}
+	if err := json.Unmarshal(src.Config, &conf); err != nil || conf == nil {
+		conf = map[string]any{}
+	}
+	cred.apply(conf)
+	cfg, _ := json.Marshal(conf)
+	box, err := a.secretBox()
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	sealed, err := box.Seal(cred.secret, []byte(src.ID))
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	src, err = a.s.db.ReplaceSourceCredentials(ctx, src.ID, cfg, sealed)
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, src)
 }
 
 func (a *sourcesAPI) sync(w http.ResponseWriter, r *http.Request) {

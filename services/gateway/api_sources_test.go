@@ -298,3 +298,60 @@ func TestIMAPXOAuth2SourceIsCreatedWithItsGrantEncrypted(t *testing.T) {
 		t.Fatalf("stored grant %+v", g)
 	}
 }
+
+func TestIMAPCredentialsAreReplacedAndTheSourceReconnected(t *testing.T) {
+	e := newSrcEnv(t, false)
+	ctx := context.Background()
+	resp, created := e.do("POST", "/api/v1/sources", `{"kind":"imap","host":"imap.example.com","username":"me@example.com","password":"old-pw"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %v", resp.StatusCode, created)
+	}
+	id := created["id"].(string)
+	// The server rejected the password: the source waits for the user.
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE sources SET status = 'reconnect_needed', last_error = 'rejected' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		path   string
+		body   string
+		status int
+	}{
+		{"empty credentials are rejected", "/api/v1/sources/" + id + "/credentials", `{}`, 400},
+		{"oauth without a token is rejected", "/api/v1/sources/" + id + "/credentials", `{"auth":"xoauth2","oauth":{}}`, 400},
+		{"unknown source is not found", "/api/v1/sources/nope/credentials", `{"password":"x"}`, 404},
+		{"switch to OAuth reconnects the source", "/api/v1/sources/" + id + "/credentials",
+			`{"auth":"xoauth2","oauth":{"token_url":"https://login.example.com/token","client_id":"cid","client_secret":"cs","refresh_token":"new-rt"}}`, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do("POST", tc.path, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, body)
+			}
+		})
+	}
+	_, s := e.do("GET", "/api/v1/sources/"+id, "")
+	cfg := s["config"].(map[string]any)
+	if s["status"] != "idle" || s["last_error"] != nil || cfg["auth"] != "xoauth2" || cfg["client_id"] != "cid" || cfg["host"] != "imap.example.com" {
+		t.Fatalf("after reconnect: %v", s)
+	}
+	sealed, _ := e.db.SourceSecret(ctx, id)
+	box, _ := secretbox.Load("", e.cfg.DataDir)
+	plain, err := box.Open(sealed, []byte(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g googleoauth.Grant
+	if err := json.Unmarshal(plain, &g); err != nil || g.Token == nil || g.Token.RefreshToken != "new-rt" {
+		t.Fatalf("stored grant %s: %v", plain, err)
+	}
+	// And back to a password: the OAuth fields leave the config.
+	if resp, body := e.do("POST", "/api/v1/sources/"+id+"/credentials", `{"auth":"password","password":"new-pw"}`); resp.StatusCode != 200 {
+		t.Fatalf("back to password: %d %v", resp.StatusCode, body)
+	}
+	_, s = e.do("GET", "/api/v1/sources/"+id, "")
+	if cfg := s["config"].(map[string]any); cfg["auth"] != "password" || cfg["client_id"] != nil {
+		t.Fatalf("config %v", cfg)
+	}
+}

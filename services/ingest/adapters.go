@@ -123,9 +123,11 @@ const (
 // imapSync runs one IMAP sync with the source's credentials: secret is the
 // password, or for auth "xoauth2" a googleoauth.Grant (JSON) whose token is
 // refreshed with golang.org/x/oauth2 and persisted, encrypted, whenever it
-// changes. When the server rejects an OAuth access token that has a refresh
-// token, the token is refreshed once and the login retried.
-func (s *Service) imapSync(ctx context.Context, src store.Source, secret []byte, cfg imapsync.Config, cur imapsync.Cursor, sink imapsync.Sink) (imapsync.Stats, error) {
+// changes, while the run holds its claim. When the server rejects an OAuth
+// access token that has a refresh token, the token is refreshed once and
+// the login retried.
+func (s *Service) imapSync(ctx context.Context, claim store.Claim, secret []byte, cfg imapsync.Config, cur imapsync.Cursor, sink imapsync.Sink) (imapsync.Stats, error) {
+	src := claim.Source
 	log := s.log.With("source", src.ID)
 	var mode struct {
 		Auth string `json:"auth"`
@@ -155,7 +157,8 @@ func (s *Service) imapSync(ctx context.Context, src store.Source, secret []byte,
 		if err != nil {
 			return err
 		}
-		return s.db.SetSourceSecret(ctx, src.ID, sealed, false)
+		// Fenced by the run: credentials the user replaced meanwhile win.
+		return s.db.SetRunSecret(ctx, src.ID, claim.RunID, sealed)
 	}
 	run := func(tok *oauth2.Token) (imapsync.Stats, error) {
 		ts := googleoauth.PersistingTokenSource(ctx, s.http, g.OAuth2(), tok, persist)

@@ -276,7 +276,7 @@ func (s *Service) syncIMAP(ctx context.Context, r *run) error {
 			cur = imapsync.Cursor{}
 		}
 	}
-	st, err := s.imapSync(ctx, src, pw, cfg, cur, &imapSink{s: s, r: r})
+	st, err := s.imapSync(ctx, r.claim, pw, cfg, cur, &imapSink{s: s, r: r})
 	r.setStats(st)
 	return err
 }
