@@ -53,6 +53,18 @@ func tnefMail(mimeText string) func() []byte {
 	}
 }
 
+// tnefRTFMail is an Outlook message whose only body is the compressed RTF
+// inside its winmail.dat.
+func tnefRTFMail() func() []byte {
+	return func() []byte {
+		var b tnef.Builder
+		b.Attr(0x01, 0x00069003, tnef.PropList(tnef.BinaryProp(0x1009, tnef.CompressRTF(`{\rtf1\ansi\ansicpg1252{\fonttbl{\f0 Calibri;}}\pard Agenda: budget review\par}`))))
+		raw := stdHead + "Subject: rtf\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Disposition: attachment; filename=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n\n" +
+			base64.StdEncoding.EncodeToString(b.Bytes()) + "\n"
+		return []byte(crlf(raw))
+	}
+}
+
 func s(raw string) func() []byte { return func() []byte { return []byte(raw) } }
 
 func bigAttachment(n int) func() []byte {
@@ -117,6 +129,7 @@ func uglyCorpus() []uglyCase {
 		{name: "garbage content-type falls back to text", raw: s(stdHead + "Subject: g\nContent-Type: ;;;===;;\n\nstill text\n"), wantText: []string{"still text"}},
 		{name: "TNEF winmail.dat lists the files inside it", raw: tnefMail("outlook body"), wantText: []string{"outlook body"}, wantAttach: 2},
 		{name: "TNEF winmail.dat without a MIME text part gives its body as text", raw: tnefMail(""), wantText: []string{"Body inside winmail.dat"}, wantAttach: 2},
+		{name: "TNEF winmail.dat with only a compressed RTF body gives its text", raw: tnefRTFMail(), wantText: []string{"Agenda: budget review"}, wantAttach: -1},
 		{name: "truncated TNEF winmail.dat is kept as attachment metadata with a warning", wantWarn: "winmail.dat kept undecoded", raw: s(crlf(stdHead + "Subject: t\nContent-Type: multipart/mixed; boundary=t\n\n--t\nContent-Type: text/plain\n\noutlook body\n--t\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Disposition: attachment; filename=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n\neJ8+IhAAAQaQCAAEAAAAAAABAAEAAQeQBgAIAAAA5AQAAAAAAADoAAEIgAcAGAAAAElQTS5NaWNyb3NvZnQgTWFpbC5Ob3RlADEIAQ2ABAACAAAAAgACAAEEgAEAAQAAAA==\n--t--\n")),
 			wantText: []string{"outlook body"}, wantAttach: 1},
 		{name: "huge header line does not break parsing", raw: func() []byte {

@@ -86,3 +86,76 @@ func UnicodeProp(pid uint16, v string) []byte {
 	}
 	return out.Bytes()
 }
+
+// BinaryProp encodes one PT_BINARY MAPI property with id pid.
+func BinaryProp(pid uint16, v []byte) []byte {
+	var out bytes.Buffer
+	_ = binary.Write(&out, binary.LittleEndian, uint16(ptBinary))
+	_ = binary.Write(&out, binary.LittleEndian, pid)
+	_ = binary.Write(&out, binary.LittleEndian, uint32(1))
+	_ = binary.Write(&out, binary.LittleEndian, uint32(len(v)))
+	out.Write(v)
+	for out.Len()%4 != 0 {
+		out.WriteByte(0)
+	}
+	return out.Bytes()
+}
+
+// CompressRTF encodes rtf as PR_RTF_COMPRESSED data (MS-OXRTFCP). It
+// emits literals only, except for a leading reference into the initial
+// dictionary when rtf starts like it, so readers exercise both token kinds.
+func CompressRTF(rtf string) []byte {
+	var body bytes.Buffer
+	pos := len(rtfDict)
+	var ctrl byte
+	var run bytes.Buffer
+	bit := 0
+	flushRun := func() {
+		body.WriteByte(ctrl)
+		body.Write(run.Bytes())
+		ctrl, bit = 0, 0
+		run.Reset()
+	}
+	ref := func(off, n int) {
+		ctrl |= 1 << bit
+		v := uint16(off<<4 | (n - 2))
+		run.WriteByte(byte(v >> 8))
+		run.WriteByte(byte(v))
+		if bit++; bit == 8 {
+			flushRun()
+		}
+	}
+	in := []byte(rtf)
+	if n := commonPrefix(in, []byte(rtfDict)); n >= 2 {
+		n = min(n, 17)
+		ref(0, n)
+		in = in[n:]
+		pos += n
+	}
+	for _, c := range in {
+		run.WriteByte(c)
+		pos++
+		if bit++; bit == 8 {
+			flushRun()
+		}
+	}
+	ref(pos%4096, 2) // a reference to the write position ends the stream
+	if bit > 0 {
+		flushRun()
+	}
+	var out bytes.Buffer
+	_ = binary.Write(&out, binary.LittleEndian, uint32(body.Len()+12))
+	_ = binary.Write(&out, binary.LittleEndian, uint32(len(rtf)))
+	_ = binary.Write(&out, binary.LittleEndian, uint32(rtfCompressed))
+	_ = binary.Write(&out, binary.LittleEndian, uint32(0)) // CRC, not checked by Decode
+	out.Write(body.Bytes())
+	return out.Bytes()
+}
+
+func commonPrefix(a, b []byte) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}

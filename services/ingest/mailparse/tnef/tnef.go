@@ -1,8 +1,9 @@
 // Package tnef reads Microsoft's Transport Neutral Encapsulation Format
 // (MS-OXTNEF, the winmail.dat attachment Outlook and Exchange send) far
 // enough to list the attachments inside it (name, type, size) and recover
-// the message body when it is stored as plain text or HTML. Compressed RTF
-// bodies are not decoded. Decoding is bounded by Limits and never panics:
+// the message body, whether stored as plain text, HTML or compressed RTF
+// (MS-OXRTFCP; RTF that encapsulates HTML gives that HTML, other RTF its
+// text). Decoding is bounded by Limits and never panics:
 // malformed input yields an error wrapping ErrMalformed. It is pure and safe
 // for concurrent use.
 package tnef
@@ -107,7 +108,7 @@ type Message struct {
 	Subject      string
 	Body         string // plain text body (attBody or PR_BODY), UTF-8
 	BodyHTML     string // PR_BODY_HTML / PR_HTML, UTF-8
-	HasRTF       bool   // a compressed RTF body was present (not decoded)
+	HasRTF       bool   // a compressed RTF body was present (used only when there is no other body)
 	Attachments  []Attachment
 	Warnings     []string // non-fatal problems, e.g. checksum mismatches
 }
@@ -171,7 +172,11 @@ type decoder struct {
 	cp  *charmap.Charmap
 	cur *attachment // attachment being read; attAttachRendData starts one
 	all []*attachment
+	rtf []byte // PR_RTF_COMPRESSED
 }
+
+// maxRTFBytes bounds a decompressed RTF body and the text taken from it.
+const maxRTFBytes = 8 << 20
 
 type attachment struct {
 	title, longName, fileName, mimeTag string
@@ -298,8 +303,8 @@ func (d *decoder) props(b []byte, a *attachment) error {
 				d.msg.Body = str()
 			case pid == prBodyHTML && (typ == ptUnicode || typ == ptString8 || typ == ptBinary):
 				d.msg.BodyHTML = decodeHTML(v, typ, d)
-			case pid == 0x1009: // PR_RTF_COMPRESSED
-				d.msg.HasRTF = true
+			case pid == 0x1009 && typ == ptBinary: // PR_RTF_COMPRESSED
+				d.msg.HasRTF, d.rtf = true, v
 			}
 			continue
 		}
@@ -341,6 +346,16 @@ func decodeHTML(v []byte, typ uint16, d *decoder) string {
 }
 
 func (d *decoder) finish() {
+	if d.rtf != nil && strings.TrimSpace(d.msg.Body) == "" && strings.TrimSpace(d.msg.BodyHTML) == "" {
+		raw, err := decompressRTF(d.rtf, maxRTFBytes)
+		if err != nil {
+			d.warn("RTF body: " + err.Error())
+		} else if text, html := rtfText(raw, d.cp, maxRTFBytes); html {
+			d.msg.BodyHTML = text
+		} else {
+			d.msg.Body = strings.TrimSpace(text)
+		}
+	}
 	for _, a := range d.all {
 		name := firstNonEmpty(a.longName, a.title, a.fileName)
 		if name == "" && !a.hasData {

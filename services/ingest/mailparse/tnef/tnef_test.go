@@ -141,6 +141,9 @@ func FuzzDecode(f *testing.F) {
 	b.Attr(levelAttachment, 0x00069005, PropList(UnicodeProp(prAttachLongName, "a.pdf")))
 	f.Add(b.Bytes())
 	f.Add([]byte{0x78, 0x9f, 0x3e, 0x22, 0, 0})
+	var rtf Builder
+	rtf.Attr(levelMessage, 0x00069003, PropList(BinaryProp(0x1009, CompressRTF(`{\rtf1\ansi\pard body\par}`))))
+	f.Add(rtf.Bytes())
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := Decode(data, Limits{MaxBytes: 1 << 20})
 		if err != nil {
