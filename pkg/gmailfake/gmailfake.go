@@ -1,6 +1,7 @@
 // Package gmailfake is an in-process fake of the Gmail REST API (v1) for
 // tests: users.getProfile, messages.list, messages.get (format=raw) and
-// history.list with paging, Bearer-token checks, a per-window quota that
+// history.list with paging (messageAdded, messageDeleted, labelAdded and
+// labelRemoved records, filtered by historyTypes), Bearer-token checks, a per-window quota that
 // answers 403 userRateLimitExceeded like Google does, injected 429/5xx
 // faults and expired history (404). It speaks the real wire format by
 // marshalling the gmail/v1 types, so it is driven by the real client
@@ -43,9 +44,21 @@ type message struct {
 	historyID    uint64
 }
 
+// History record kinds, named as history.list's historyTypes values.
+const (
+	HistoryMessageAdded   = "messageAdded"
+	HistoryMessageDeleted = "messageDeleted"
+	HistoryLabelAdded     = "labelAdded"
+	HistoryLabelRemoved   = "labelRemoved"
+)
+
 type historyRec struct {
-	id  uint64
-	msg *message
+	id      uint64
+	kind    string
+	msgID   string
+	thread  string
+	labels  []string // the message's labels after the change
+	changed []string // labels added or removed
 }
 
 // Fault is an injected error response.
@@ -107,27 +120,75 @@ func (s *Server) Add(raw []byte, labels ...string) string {
 	defer s.mu.Unlock()
 	s.nextHistory += 3
 	id := fmt.Sprintf("%016x", 0x18c0000000000000+uint64(len(s.msgs)))
-	m := &message{id: id, threadID: id, labels: labels, raw: raw, historyID: s.nextHistory,
+	m := &message{id: id, threadID: id, labels: clone(labels), raw: raw, historyID: s.nextHistory,
 		internal: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(len(s.msgs)) * time.Minute)}
 	s.msgs = append(s.msgs, m)
 	s.byID[id] = m
-	s.history = append(s.history, historyRec{id: s.nextHistory, msg: m})
+	s.history = append(s.history, historyRec{id: s.nextHistory, kind: HistoryMessageAdded, msgID: id, thread: id, labels: clone(labels)})
 	return id
 }
 
-// Delete removes a message (its history entry stays, like a message deleted
-// after it was added).
+// Delete removes a message permanently and records a messageDeleted history
+// entry (its messageAdded entry stays, as in Gmail).
 func (s *Server) Delete(id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	m, ok := s.byID[id]
+	if !ok {
+		return
+	}
 	delete(s.byID, id)
-	for i, m := range s.msgs {
-		if m.id == id {
+	for i, x := range s.msgs {
+		if x.id == id {
 			s.msgs = append(s.msgs[:i], s.msgs[i+1:]...)
 			break
 		}
 	}
+	s.nextHistory += 3
+	s.history = append(s.history, historyRec{id: s.nextHistory, kind: HistoryMessageDeleted, msgID: id, thread: m.threadID})
 }
+
+// ModifyLabels adds and removes labels of message id, recording a
+// labelAdded and/or labelRemoved history entry for the labels that really
+// changed, like users.messages.modify. It reports whether id exists.
+func (s *Server) ModifyLabels(id string, add, remove []string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.byID[id]
+	if !ok {
+		return false
+	}
+	var added, removed []string
+	for _, l := range add {
+		if !contains(m.labels, l) {
+			m.labels = append(m.labels, l)
+			added = append(added, l)
+		}
+	}
+	for _, l := range remove {
+		for i, x := range m.labels {
+			if x == l {
+				m.labels = append(m.labels[:i:i], m.labels[i+1:]...)
+				removed = append(removed, l)
+				break
+			}
+		}
+	}
+	if len(added) > 0 {
+		s.nextHistory += 3
+		s.history = append(s.history, historyRec{id: s.nextHistory, kind: HistoryLabelAdded, msgID: id, thread: m.threadID, labels: clone(m.labels), changed: added})
+	}
+	if len(removed) > 0 {
+		s.nextHistory += 3
+		s.history = append(s.history, historyRec{id: s.nextHistory, kind: HistoryLabelRemoved, msgID: id, thread: m.threadID, labels: clone(m.labels), changed: removed})
+	}
+	if len(added)+len(removed) > 0 {
+		m.historyID = s.nextHistory
+	}
+	return true
+}
+
+func clone(l []string) []string { return append([]string{}, l...) }
 
 // HistoryID is the mailbox's current history id.
 func (s *Server) HistoryID() uint64 {
@@ -338,9 +399,12 @@ func (s *Server) historyList(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 400, "invalidArgument", "Invalid startHistoryId")
 		return
 	}
-	if types := r.URL.Query()["historyTypes"]; len(types) > 0 && !contains(types, "messageAdded") {
-		writeError(w, 400, "invalidArgument", "fake serves messageAdded only")
-		return
+	types := r.URL.Query()["historyTypes"]
+	for _, t := range types {
+		if t != HistoryMessageAdded && t != HistoryMessageDeleted && t != HistoryLabelAdded && t != HistoryLabelRemoved {
+			writeError(w, 400, "invalidArgument", "Invalid value for historyTypes: "+t)
+			return
+		}
 	}
 	offset, size := pageParams(r, 100, 500)
 	s.mu.Lock()
@@ -351,16 +415,26 @@ func (s *Server) historyList(w http.ResponseWriter, r *http.Request) {
 	}
 	var recs []historyRec
 	for _, h := range s.history {
-		if h.id > start {
+		if h.id > start && (len(types) == 0 || contains(types, h.kind)) {
 			recs = append(recs, h)
 		}
 	}
 	resp := &gmail.ListHistoryResponse{HistoryId: s.nextHistory}
 	for i := offset; i < len(recs) && i < offset+size; i++ {
 		h := recs[i]
-		resp.History = append(resp.History, &gmail.History{Id: h.id,
-			Messages:      []*gmail.Message{{Id: h.msg.id, ThreadId: h.msg.threadID}},
-			MessagesAdded: []*gmail.HistoryMessageAdded{{Message: &gmail.Message{Id: h.msg.id, ThreadId: h.msg.threadID, LabelIds: h.msg.labels}}}})
+		msg := &gmail.Message{Id: h.msgID, ThreadId: h.thread, LabelIds: h.labels}
+		rec := &gmail.History{Id: h.id, Messages: []*gmail.Message{{Id: h.msgID, ThreadId: h.thread}}}
+		switch h.kind {
+		case HistoryMessageAdded:
+			rec.MessagesAdded = []*gmail.HistoryMessageAdded{{Message: msg}}
+		case HistoryMessageDeleted:
+			rec.MessagesDeleted = []*gmail.HistoryMessageDeleted{{Message: &gmail.Message{Id: h.msgID, ThreadId: h.thread}}}
+		case HistoryLabelAdded:
+			rec.LabelsAdded = []*gmail.HistoryLabelAdded{{LabelIds: h.changed, Message: msg}}
+		case HistoryLabelRemoved:
+			rec.LabelsRemoved = []*gmail.HistoryLabelRemoved{{LabelIds: h.changed, Message: msg}}
+		}
+		resp.History = append(resp.History, rec)
 	}
 	if offset+size < len(recs) {
 		resp.NextPageToken = strconv.Itoa(offset + size)

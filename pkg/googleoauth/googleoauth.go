@@ -2,6 +2,8 @@
 // (offline access, PKCE) and provides token sources that refresh
 // automatically and persist every new token. The gateway uses it for
 // /api/v1/oauth/google/{start,callback}; the ingest service for syncing.
+// The same persisting token source serves any provider's grant (Grant:
+// IMAP XOAUTH2 sources such as Outlook or Fastmail).
 package googleoauth
 
 import (
@@ -18,9 +20,10 @@ import (
 // GmailReadonlyScope is the only scope requested.
 const GmailReadonlyScope = "https://www.googleapis.com/auth/gmail.readonly"
 
-// ErrReconnectNeeded means the grant was revoked or expired: the user must
-// run the OAuth flow again. Syncing cannot recover on its own.
-var ErrReconnectNeeded = errors.New("google grant revoked or expired: reconnect needed")
+// ErrReconnectNeeded means the grant (Google's, or another provider's for
+// IMAP XOAUTH2) was revoked or expired: the user must connect the account
+// again. Syncing cannot recover on its own.
+var ErrReconnectNeeded = errors.New("oauth grant revoked or expired: reconnect needed")
 
 // ErrNoRefreshToken means Google returned no refresh token (the account had
 // already granted access without prompt=consent), so offline sync is impossible.
@@ -91,15 +94,58 @@ type PersistFunc func(ctx context.Context, tok *oauth2.Token) error
 // for concurrent use. ctx carries the HTTP client for refreshes and must
 // outlive the source.
 func (c Config) TokenSource(ctx context.Context, httpClient *http.Client, tok *oauth2.Token, persist PersistFunc) oauth2.TokenSource {
+	return PersistingTokenSource(ctx, httpClient, c.OAuth2(), tok, persist)
+}
+
+// PersistingTokenSource is TokenSource for any provider's oauth2.Config:
+// it refreshes tok when it expires, calls persist whenever the token
+// changed, and maps revoked grants, and an expired token without a refresh
+// token, to ErrReconnectNeeded. It is safe for concurrent use.
+func PersistingTokenSource(ctx context.Context, httpClient *http.Client, oc *oauth2.Config, tok *oauth2.Token, persist PersistFunc) oauth2.TokenSource {
 	if httpClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, httpClient)
 	}
 	return &persistingSource{
 		ctx:     ctx,
-		base:    c.OAuth2().TokenSource(ctx, tok),
+		base:    oc.TokenSource(ctx, tok),
 		last:    tok,
 		persist: persist,
 	}
+}
+
+// Grant is an OAuth grant for a provider other than Google's web flow (an
+// IMAP XOAUTH2 source): where and as whom to refresh, and the current
+// token. Sources store it encrypted, as JSON.
+type Grant struct {
+	TokenURL     string        `json:"token_url,omitempty"`
+	ClientID     string        `json:"client_id,omitempty"`
+	ClientSecret string        `json:"client_secret,omitempty"`
+	Scopes       []string      `json:"scopes,omitempty"`
+	Token        *oauth2.Token `json:"token"`
+}
+
+// ErrGrantUnusable means a Grant has neither a refresh token (with a token
+// URL and client id) nor an access token.
+var ErrGrantUnusable = errors.New("oauth grant needs a refresh token with token URL and client id, or an access token")
+
+// Validate reports ErrGrantUnusable when the grant cannot produce a token.
+func (g Grant) Validate() error {
+	if g.Token == nil {
+		return ErrGrantUnusable
+	}
+	if g.Token.RefreshToken != "" && (g.TokenURL == "" || g.ClientID == "") {
+		return ErrGrantUnusable
+	}
+	if g.Token.RefreshToken == "" && g.Token.AccessToken == "" {
+		return ErrGrantUnusable
+	}
+	return nil
+}
+
+// OAuth2 returns the x/oauth2 configuration that refreshes the grant.
+func (g Grant) OAuth2() *oauth2.Config {
+	return &oauth2.Config{ClientID: g.ClientID, ClientSecret: g.ClientSecret, Scopes: g.Scopes,
+		Endpoint: oauth2.Endpoint{TokenURL: g.TokenURL}}
 }
 
 type persistingSource struct {
@@ -114,6 +160,13 @@ type persistingSource struct {
 func (p *persistingSource) Token() (*oauth2.Token, error) {
 	tok, err := p.base.Token()
 	if err != nil {
+		p.mu.Lock()
+		noRefresh := p.last != nil && p.last.RefreshToken == ""
+		p.mu.Unlock()
+		if noRefresh {
+			// x/oauth2 cannot renew an expired token without a refresh token.
+			return nil, fmt.Errorf("%w: access token expired and no refresh token was given", ErrReconnectNeeded)
+		}
 		return nil, classify(err)
 	}
 	p.mu.Lock()

@@ -105,3 +105,71 @@ func TestRevokedGrantNeedsReconnect(t *testing.T) {
 		t.Fatalf("wrong client secret: err = %v, want ErrReconnectNeeded", err)
 	}
 }
+
+func TestGrantTokenSource(t *testing.T) {
+	f := oauthfake.New("cid", "csecret")
+	defer f.Close()
+	ctx := context.Background()
+	expired := time.Now().Add(-time.Minute)
+	tests := []struct {
+		name        string
+		grant       func() Grant
+		wantErr     error
+		wantPersist bool
+	}{
+		{name: "refresh token is refreshed and the new token persisted", wantPersist: true, grant: func() Grant {
+			return Grant{TokenURL: f.TokenURL(), ClientID: "cid", ClientSecret: "csecret", Token: &oauth2.Token{RefreshToken: f.IssueRefreshToken(), Expiry: expired}}
+		}},
+		{name: "revoked refresh token needs reconnect", wantErr: ErrReconnectNeeded, grant: func() Grant {
+			rt := f.IssueRefreshToken()
+			f.Revoke(rt)
+			return Grant{TokenURL: f.TokenURL(), ClientID: "cid", ClientSecret: "csecret", Token: &oauth2.Token{RefreshToken: rt, Expiry: expired}}
+		}},
+		{name: "wrong client secret needs reconnect", wantErr: ErrReconnectNeeded, grant: func() Grant {
+			return Grant{TokenURL: f.TokenURL(), ClientID: "cid", ClientSecret: "nope", Token: &oauth2.Token{RefreshToken: f.IssueRefreshToken(), Expiry: expired}}
+		}},
+		{name: "valid access token without refresh token is used as is", grant: func() Grant {
+			return Grant{Token: &oauth2.Token{AccessToken: "at", Expiry: time.Now().Add(time.Hour)}}
+		}},
+		{name: "expired access token without refresh token needs reconnect", wantErr: ErrReconnectNeeded, grant: func() Grant {
+			return Grant{Token: &oauth2.Token{AccessToken: "at", Expiry: expired}}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := tc.grant()
+			if err := g.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			var saved []*oauth2.Token
+			ts := PersistingTokenSource(ctx, nil, g.OAuth2(), g.Token, func(_ context.Context, tok *oauth2.Token) error {
+				saved = append(saved, tok)
+				return nil
+			})
+			tok, err := ts.Token()
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.wantPersist && (len(saved) != 1 || !f.ValidAccess(tok.AccessToken) || saved[0].RefreshToken == "") {
+				t.Fatalf("saved %+v, token %+v: want the refreshed token persisted once", saved, tok)
+			}
+			if !tc.wantPersist && len(saved) != 0 {
+				t.Fatalf("persisted %+v although nothing changed", saved)
+			}
+		})
+	}
+}
+
+func TestGrantWithoutTokenIsUnusable(t *testing.T) {
+	for _, g := range []Grant{{}, {Token: &oauth2.Token{}}, {Token: &oauth2.Token{RefreshToken: "rt"}}} {
+		if err := g.Validate(); !errors.Is(err, ErrGrantUnusable) {
+			t.Errorf("Validate(%+v) = %v, want ErrGrantUnusable", g, err)
+		}
+	}
+}

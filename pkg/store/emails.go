@@ -44,6 +44,9 @@ type Email struct {
 	Warnings    []string     `json:"warnings"`
 	SizeBytes   int64        `json:"size_bytes"`
 	IngestedAt  time.Time    `json:"ingested_at"`
+	// DeletedAtSource is when every source holding the email deleted it
+	// there; the email is kept. Nil while some source still has it.
+	DeletedAtSource *time.Time `json:"deleted_at_source,omitempty"`
 	// Raw is the original message; stored compressed, never returned by lists.
 	Raw []byte `json:"-"`
 }
@@ -138,7 +141,7 @@ func (db *DB) ListEmails(ctx context.Context, limit int, cursor string) (EmailPa
 	}
 	rows, err := db.Pool.Query(ctx, `
 		SELECT id, COALESCE(source_id,''), COALESCE(import_id,''), message_id, content_hash, thread_id, subject, from_addr, from_name,
-			to_addrs, cc_addrs, sent_at, date_source, snippet, attachments, labels, warnings, size_bytes, ingested_at, sort_at
+			to_addrs, cc_addrs, sent_at, date_source, snippet, attachments, labels, warnings, size_bytes, ingested_at, sort_at, deleted_at_source
 		FROM emails `+where+` ORDER BY sort_at DESC, id DESC LIMIT $1`, args...)
 	if err != nil {
 		return EmailPage{}, fmt.Errorf("list emails: %w", err)
@@ -151,7 +154,7 @@ func (db *DB) ListEmails(ctx context.Context, limit int, cursor string) (EmailPa
 		var att []byte
 		var sortAt time.Time
 		if err := rows.Scan(&e.ID, &e.SourceID, &e.ImportID, &e.MessageID, &e.ContentHash, &e.ThreadID, &e.Subject, &e.FromAddr, &e.FromName,
-			&e.To, &e.Cc, &e.SentAt, &e.DateSource, &e.Snippet, &att, &e.Labels, &e.Warnings, &e.SizeBytes, &e.IngestedAt, &sortAt); err != nil {
+			&e.To, &e.Cc, &e.SentAt, &e.DateSource, &e.Snippet, &att, &e.Labels, &e.Warnings, &e.SizeBytes, &e.IngestedAt, &sortAt, &e.DeletedAtSource); err != nil {
 			return EmailPage{}, fmt.Errorf("list emails: %w", err)
 		}
 		if err := json.Unmarshal(att, &e.Attachments); err != nil {
@@ -179,9 +182,9 @@ func (db *DB) GetEmail(ctx context.Context, id string) (Email, error) {
 	var att []byte
 	err := db.Pool.QueryRow(ctx, `
 		SELECT id, COALESCE(source_id,''), COALESCE(import_id,''), message_id, content_hash, thread_id, subject, from_addr, from_name,
-			to_addrs, cc_addrs, sent_at, date_source, body_text, body_html, snippet, attachments, labels, warnings, size_bytes, ingested_at
+			to_addrs, cc_addrs, sent_at, date_source, body_text, body_html, snippet, attachments, labels, warnings, size_bytes, ingested_at, deleted_at_source
 		FROM emails WHERE id = $1`, id).Scan(&e.ID, &e.SourceID, &e.ImportID, &e.MessageID, &e.ContentHash, &e.ThreadID, &e.Subject, &e.FromAddr, &e.FromName,
-		&e.To, &e.Cc, &e.SentAt, &e.DateSource, &e.BodyText, &e.BodyHTML, &e.Snippet, &att, &e.Labels, &e.Warnings, &e.SizeBytes, &e.IngestedAt)
+		&e.To, &e.Cc, &e.SentAt, &e.DateSource, &e.BodyText, &e.BodyHTML, &e.Snippet, &att, &e.Labels, &e.Warnings, &e.SizeBytes, &e.IngestedAt, &e.DeletedAtSource)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Email{}, fmt.Errorf("email %s: %w", id, ErrNotFound)
 	}

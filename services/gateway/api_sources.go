@@ -94,14 +94,53 @@ func (a *sourcesAPI) get(w http.ResponseWriter, r *http.Request) {
 // createSourceRequest is the body of POST /api/v1/sources (IMAP accounts;
 // Gmail is connected through the OAuth flow).
 type createSourceRequest struct {
-	Kind     string   `json:"kind"`
-	Name     string   `json:"name"`
-	Host     string   `json:"host"`
-	Port     int      `json:"port"`
-	Security string   `json:"security"` // tls (default) | starttls | none
-	Username string   `json:"username"`
-	Password string   `json:"password"` // password or app password; stored encrypted
-	Folders  []string `json:"folders"`
+	Kind     string            `json:"kind"`
+	Name     string            `json:"name"`
+	Host     string            `json:"host"`
+	Port     int               `json:"port"`
+	Security string            `json:"security"` // tls (default) | starttls | none
+	Username string            `json:"username"`
+	Auth     string            `json:"auth"`     // password (default) | xoauth2
+	Password string            `json:"password"` // password or app password; stored encrypted
+	OAuth    *imapOAuthRequest `json:"oauth"`    // with auth xoauth2; stored encrypted
+	Folders  []string          `json:"folders"`
+}
+
+// imapOAuthRequest is what refreshing an IMAP XOAUTH2 grant needs (a
+// refresh token with the provider's token URL and the OAuth client), or
+// just an access token, which works until it expires.
+type imapOAuthRequest struct {
+	TokenURL     string   `json:"token_url"`
+	ClientID     string   `json:"client_id"`
+	ClientSecret string   `json:"client_secret"`
+	RefreshToken string   `json:"refresh_token"`
+	AccessToken  string   `json:"access_token"`
+	ExpiresIn    int64    `json:"expires_in"` // seconds the access token stays valid; 0 = unknown
+	Scopes       []string `json:"scopes"`
+}
+
+// grant validates r and turns it into the stored grant.
+func (r *imapOAuthRequest) grant(now time.Time) (googleoauth.Grant, []string) {
+	var problems []string
+	if r == nil {
+		return googleoauth.Grant{}, []string{`auth "xoauth2" needs an "oauth" object with refresh_token, token_url and client_id (or an access_token)`}
+	}
+	if r.RefreshToken == "" && r.AccessToken == "" {
+		problems = append(problems, "oauth needs a refresh_token (or, for a short test, an access_token)")
+	}
+	if r.RefreshToken != "" {
+		if u, err := url.Parse(r.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			problems = append(problems, "oauth.token_url must be the provider's http(s) token endpoint")
+		}
+		if r.ClientID == "" {
+			problems = append(problems, "oauth.client_id is required with a refresh_token")
+		}
+	}
+	tok := &oauth2.Token{AccessToken: r.AccessToken, RefreshToken: r.RefreshToken, TokenType: "Bearer"}
+	if r.AccessToken != "" && r.ExpiresIn > 0 {
+		tok.Expiry = now.Add(time.Duration(r.ExpiresIn) * time.Second)
+	}
+	return googleoauth.Grant{TokenURL: r.TokenURL, ClientID: r.ClientID, ClientSecret: r.ClientSecret, Scopes: r.Scopes, Token: tok}, problems
 }
 
 func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
@@ -135,9 +174,11 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 	if req.Security != "tls" && req.Security != "starttls" && req.Security != "none" {
 		problems = append(problems, "security must be tls, starttls or none")
 	}
-	if req.Username == "" || req.Password == "" {
-		problems = append(problems, "username and password are required")
+	if req.Username == "" {
+		problems = append(problems, "username is required (for OAuth, the mailbox address)")
 	}
+	cred, p := req.imapCredentials(time.Now())
+	problems = append(problems, p...)
 	if len(problems) > 0 {
 		writeError(w, r, http.StatusBadRequest, "bad_request", strings.Join(problems, "; "))
 		return
@@ -151,12 +192,14 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := newID("src")
-	sealed, err := box.Seal([]byte(req.Password), []byte(id))
+	sealed, err := box.Seal(cred.secret, []byte(id))
 	if err != nil {
 		a.s.fail(w, r, err)
 		return
 	}
-	cfg, _ := json.Marshal(map[string]any{"host": req.Host, "port": req.Port, "security": req.Security, "username": req.Username, "folders": req.Folders})
+	conf := map[string]any{"host": req.Host, "port": req.Port, "security": req.Security, "username": req.Username, "folders": req.Folders}
+	cred.apply(conf)
+	cfg, _ := json.Marshal(conf)
 	name := req.Name
 	if name == "" {
 		name = req.Username + "@" + req.Host
@@ -172,6 +215,97 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/sources/"+src.ID)
 	writeJSON(w, http.StatusCreated, src)
+}
+
+// imapCredentials is an IMAP source's sign-in: the encrypted secret's
+// plaintext and the config fields that describe it.
+type imapCredentials struct {
+	auth     string // password | xoauth2
+	secret   []byte // the password, or a googleoauth.Grant as JSON
+	tokenURL string
+	clientID string
+}
+
+// apply sets the config fields that describe the credentials (never secrets).
+func (c imapCredentials) apply(conf map[string]any) {
+	conf["auth"] = c.auth
+	delete(conf, "token_url")
+	delete(conf, "client_id")
+	if c.tokenURL != "" {
+		conf["token_url"], conf["client_id"] = c.tokenURL, c.clientID
+	}
+}
+
+// imapCredentials validates the request's auth fields.
+func (req *createSourceRequest) imapCredentials(now time.Time) (imapCredentials, []string) {
+	switch req.Auth {
+	case "", "password":
+		if req.Password == "" {
+			return imapCredentials{}, []string{"password is required (or auth \"xoauth2\" with an oauth object)"}
+		}
+		return imapCredentials{auth: "password", secret: []byte(req.Password)}, nil
+	case "xoauth2":
+		g, problems := req.OAuth.grant(now)
+		if len(problems) > 0 {
+			return imapCredentials{}, problems
+		}
+		b, err := json.Marshal(g)
+		if err != nil {
+			return imapCredentials{}, []string{"oauth: " + err.Error()}
+		}
+		return imapCredentials{auth: "xoauth2", secret: b, tokenURL: g.TokenURL, clientID: g.ClientID}, nil
+	default:
+		return imapCredentials{}, []string{`auth must be "password" or "xoauth2"`}
+	}
+}
+
+// credentials replaces an IMAP source's sign-in (POST
+// /api/v1/sources/{id}/credentials, body: auth with password or oauth as
+// for create): how a source in reconnect_needed is reconnected, or moved
+// from a password to OAuth. The source becomes due for a sync now.
+func (a *sourcesAPI) credentials(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var req createSourceRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(&req); err != nil {
+		writeError(w, r, http.StatusBadRequest, "bad_request", "expected a JSON body: "+err.Error())
+		return
+	}
+	src, err := a.s.db.GetSource(ctx, r.PathValue("id"))
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	if src.Kind != store.SourceIMAP {
+		writeError(w, r, http.StatusBadRequest, "use_oauth", "only IMAP sources take credentials here; reconnect Gmail through GET /api/v1/oauth/google/start?source_id="+src.ID)
+		return
+	}
+	cred, problems := req.imapCredentials(time.Now())
+	if len(problems) > 0 {
+		writeError(w, r, http.StatusBadRequest, "bad_request", strings.Join(problems, "; "))
+		return
+	}
+	conf := map[string]any{}
+	if err := json.Unmarshal(src.Config, &conf); err != nil || conf == nil {
+		conf = map[string]any{}
+	}
+	cred.apply(conf)
+	cfg, _ := json.Marshal(conf)
+	box, err := a.secretBox()
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	sealed, err := box.Seal(cred.secret, []byte(src.ID))
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	src, err = a.s.db.ReplaceSourceCredentials(ctx, src.ID, cfg, sealed)
+	if err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, src)
 }
 
 func (a *sourcesAPI) sync(w http.ResponseWriter, r *http.Request) {

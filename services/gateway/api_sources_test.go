@@ -14,6 +14,7 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/gmailfake"
+	"github.com/ownyou/home/pkg/googleoauth"
 	"github.com/ownyou/home/pkg/googleoauth/oauthfake"
 	"github.com/ownyou/home/pkg/secretbox"
 	"github.com/ownyou/home/pkg/store"
@@ -233,4 +234,124 @@ func TestSourcesAPI(t *testing.T) {
 func toJSON(v any) string {
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+func TestIMAPXOAuth2SourceIsCreatedWithItsGrantEncrypted(t *testing.T) {
+	e := newSrcEnv(t, false)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+	}{
+		{"xoauth2 without an oauth object is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"xoauth2"}`, 400},
+		{"xoauth2 without any token is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"xoauth2","oauth":{"token_url":"https://t/x","client_id":"c"}}`, 400},
+		{"refresh token without token URL is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"xoauth2","oauth":{"client_id":"c","refresh_token":"r"}}`, 400},
+		{"refresh token without client id is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"xoauth2","oauth":{"token_url":"https://t/x","refresh_token":"r"}}`, 400},
+		{"unknown auth is rejected", `{"kind":"imap","host":"h","username":"u@x","auth":"kerberos","password":"p"}`, 400},
+		{"access token alone is accepted", `{"kind":"imap","host":"imap.a.example","username":"u@x","auth":"xoauth2","oauth":{"access_token":"at-only","expires_in":3600}}`, 201},
+		{"refresh grant is accepted", `{"kind":"imap","host":"outlook.office365.com","username":"me@outlook.com","auth":"xoauth2",
+			"oauth":{"token_url":"https://login.microsoftonline.com/common/oauth2/v2.0/token","client_id":"cid-1","client_secret":"very-secret","refresh_token":"rt-secret"}}`, 201},
+	}
+	var created map[string]any
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do("POST", "/api/v1/sources", tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, body)
+			}
+			if tc.status == 201 {
+				created = body
+			}
+		})
+	}
+	if created == nil {
+		t.Fatal("no source created")
+	}
+	id := created["id"].(string)
+	cfg := created["config"].(map[string]any)
+	if cfg["auth"] != "xoauth2" || cfg["client_id"] != "cid-1" || cfg["port"] != float64(993) {
+		t.Fatalf("config %v", cfg)
+	}
+	if js := toJSON(created); strings.Contains(js, "rt-secret") || strings.Contains(js, "very-secret") {
+		t.Fatalf("secret leaked in the API: %s", js)
+	}
+	sealed, err := e.db.SourceSecret(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(sealed), "rt-secret") || strings.Contains(string(sealed), "very-secret") {
+		t.Fatal("grant stored in clear")
+	}
+	box, err := secretbox.Load("", e.cfg.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain, err := box.Open(sealed, []byte(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g googleoauth.Grant
+	if err := json.Unmarshal(plain, &g); err != nil || g.Validate() != nil {
+		t.Fatalf("stored grant %s: %v", plain, err)
+	}
+	if g.Token.RefreshToken != "rt-secret" || g.ClientSecret != "very-secret" || g.TokenURL == "" {
+		t.Fatalf("stored grant %+v", g)
+	}
+}
+
+func TestIMAPCredentialsAreReplacedAndTheSourceReconnected(t *testing.T) {
+	e := newSrcEnv(t, false)
+	ctx := context.Background()
+	resp, created := e.do("POST", "/api/v1/sources", `{"kind":"imap","host":"imap.example.com","username":"me@example.com","password":"old-pw"}`)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %v", resp.StatusCode, created)
+	}
+	id := created["id"].(string)
+	// The server rejected the password: the source waits for the user.
+	if _, err := e.db.Pool.Exec(ctx, `UPDATE sources SET status = 'reconnect_needed', last_error = 'rejected' WHERE id = $1`, id); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		path   string
+		body   string
+		status int
+	}{
+		{"empty credentials are rejected", "/api/v1/sources/" + id + "/credentials", `{}`, 400},
+		{"oauth without a token is rejected", "/api/v1/sources/" + id + "/credentials", `{"auth":"xoauth2","oauth":{}}`, 400},
+		{"unknown source is not found", "/api/v1/sources/nope/credentials", `{"password":"x"}`, 404},
+		{"switch to OAuth reconnects the source", "/api/v1/sources/" + id + "/credentials",
+			`{"auth":"xoauth2","oauth":{"token_url":"https://login.example.com/token","client_id":"cid","client_secret":"cs","refresh_token":"new-rt"}}`, 200},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := e.do("POST", tc.path, tc.body)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %v", resp.StatusCode, tc.status, body)
+			}
+		})
+	}
+	_, s := e.do("GET", "/api/v1/sources/"+id, "")
+	cfg := s["config"].(map[string]any)
+	if s["status"] != "idle" || s["last_error"] != nil || cfg["auth"] != "xoauth2" || cfg["client_id"] != "cid" || cfg["host"] != "imap.example.com" {
+		t.Fatalf("after reconnect: %v", s)
+	}
+	sealed, _ := e.db.SourceSecret(ctx, id)
+	box, _ := secretbox.Load("", e.cfg.DataDir)
+	plain, err := box.Open(sealed, []byte(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g googleoauth.Grant
+	if err := json.Unmarshal(plain, &g); err != nil || g.Token == nil || g.Token.RefreshToken != "new-rt" {
+		t.Fatalf("stored grant %s: %v", plain, err)
+	}
+	// And back to a password: the OAuth fields leave the config.
+	if resp, body := e.do("POST", "/api/v1/sources/"+id+"/credentials", `{"auth":"password","password":"new-pw"}`); resp.StatusCode != 200 {
+		t.Fatalf("back to password: %d %v", resp.StatusCode, body)
+	}
+	_, s = e.do("GET", "/api/v1/sources/"+id, "")
+	if cfg := s["config"].(map[string]any); cfg["auth"] != "password" || cfg["client_id"] != nil {
+		t.Fatalf("config %v", cfg)
+	}
 }

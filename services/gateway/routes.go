@@ -43,6 +43,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/sources/{id}/sync", src.sync)
 	mux.HandleFunc("POST /api/v1/sources/{id}/pause", src.pause)
 	mux.HandleFunc("POST /api/v1/sources/{id}/resume", src.resume)
+	mux.HandleFunc("POST /api/v1/sources/{id}/credentials", src.credentials)
 	mux.HandleFunc("GET /api/v1/oauth/google/start", src.googleStart)
 	mux.HandleFunc("GET /api/v1/oauth/google/callback", src.googleCallback)
 	mux.HandleFunc("GET /api/v1/profile", s.getProfile)

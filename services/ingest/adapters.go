@@ -2,10 +2,17 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/googleoauth"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/services/ingest/imapsync"
 	"github.com/ownyou/home/services/ingest/intake"
 	"github.com/ownyou/home/services/ingest/mailparse"
 )
@@ -19,9 +26,17 @@ func (e *emailStore) UpsertEmail(ctx context.Context, em *intake.Email) (bool, e
 	if err != nil {
 		return false, err
 	}
-	if _, err := e.db.AddEmailOrigin(ctx, store.EmailOrigin{EmailID: em.ID, SourceID: em.Origin.SourceID, ImportID: em.Origin.ImportID,
-		ExternalID: em.Origin.ExternalID, Labels: em.Origin.Labels}); err != nil {
+	added, err := e.db.AddEmailOrigin(ctx, store.EmailOrigin{EmailID: em.ID, SourceID: em.Origin.SourceID, ImportID: em.Origin.ImportID,
+		ExternalID: em.Origin.ExternalID, Labels: em.Origin.Labels})
+	if err != nil {
 		return false, err
+	}
+	if !added && em.Origin.SourceID != "" && em.Origin.Labels != nil {
+		// Fetched again (a retry, or a full resync after Gmail's history
+		// expired): the labels it carries now are the current ones.
+		if _, err := e.db.SetOriginLabels(ctx, em.Origin.SourceID, em.Origin.ExternalID, em.Origin.Labels); err != nil {
+			return false, err
+		}
 	}
 	return needs, nil
 }
@@ -83,4 +98,87 @@ func (p *publisher) PublishIngested(ctx context.Context, e *intake.Email) error 
 		return fmt.Errorf("publish %s: %w", e.ID, err)
 	}
 	return nil
+}
+
+// Relabeled mirrors a Gmail label change onto the stored email (a no-op
+// for a message never stored).
+func (g *gmailSink) Relabeled(ctx context.Context, id string, labels []string) error {
+	_, err := g.s.db.SetOriginLabels(ctx, g.r.claim.Source.ID, id, labels)
+	return err
+}
+
+// Deleted marks a message deleted in Gmail; the stored email is kept and
+// shows when it was deleted at its source.
+func (g *gmailSink) Deleted(ctx context.Context, id string) error {
+	_, err := g.s.db.MarkOriginDeleted(ctx, g.r.claim.Source.ID, id)
+	return err
+}
+
+// IMAP authentication modes (sources.config "auth").
+const (
+	imapAuthPassword = "password"
+	imapAuthXOAuth2  = "xoauth2"
+)
+
+// imapSync runs one IMAP sync with the source's credentials: secret is the
+// password, or for auth "xoauth2" a googleoauth.Grant (JSON) whose token is
+// refreshed with golang.org/x/oauth2 and persisted, encrypted, whenever it
+// changes, while the run holds its claim. When the server rejects an OAuth
+// access token that has a refresh token, the token is refreshed once and
+// the login retried.
+func (s *Service) imapSync(ctx context.Context, claim store.Claim, secret []byte, cfg imapsync.Config, cur imapsync.Cursor, sink imapsync.Sink) (imapsync.Stats, error) {
+	src := claim.Source
+	log := s.log.With("source", src.ID)
+	var mode struct {
+		Auth string `json:"auth"`
+	}
+	_ = json.Unmarshal(src.Config, &mode)
+	if mode.Auth == "" || mode.Auth == imapAuthPassword {
+		cfg.Password = string(secret)
+		return imapsync.Sync(ctx, cfg, cur, sink, log)
+	}
+	if mode.Auth != imapAuthXOAuth2 {
+		return imapsync.Stats{}, fmt.Errorf("imap source: unknown auth %q", mode.Auth)
+	}
+	var g googleoauth.Grant
+	if err := json.Unmarshal(secret, &g); err != nil {
+		return imapsync.Stats{}, fmt.Errorf("%w: stored OAuth grant unreadable", ErrNoCredentials)
+	}
+	if err := g.Validate(); err != nil {
+		return imapsync.Stats{}, fmt.Errorf("%w: %v", ErrNoCredentials, err)
+	}
+	persist := func(ctx context.Context, tok *oauth2.Token) error {
+		g.Token = tok
+		b, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("encode grant: %w", err)
+		}
+		sealed, err := s.SealSecret(src.ID, b)
+		if err != nil {
+			return err
+		}
+		// Fenced by the run: credentials the user replaced meanwhile win.
+		return s.db.SetRunSecret(ctx, src.ID, claim.RunID, sealed)
+	}
+	run := func(tok *oauth2.Token) (imapsync.Stats, error) {
+		ts := googleoauth.PersistingTokenSource(ctx, s.http, g.OAuth2(), tok, persist)
+		cfg.Token = func(context.Context) (string, error) {
+			t, err := ts.Token()
+			if err != nil {
+				return "", err
+			}
+			return t.AccessToken, nil
+		}
+		return imapsync.Sync(ctx, cfg, cur, sink, log)
+	}
+	st, err := run(g.Token)
+	if errors.Is(err, imapsync.ErrAuth) && g.Token.RefreshToken != "" {
+		// The provider may revoke an access token before its expiry: force
+		// one refresh (a revoked grant then surfaces as ErrReconnectNeeded).
+		log.InfoContext(ctx, "imap rejected the access token; refreshing it once", "err", err)
+		stale := *g.Token
+		stale.Expiry = time.Now().Add(-time.Minute)
+		st, err = run(&stale)
+	}
+	return st, err
 }

@@ -138,6 +138,9 @@ func (s *Service) runSource(ctx context.Context, claim store.Claim) {
 }
 
 func reconnectMessage(kind string, err error) string {
+	if kind == store.SourceIMAP && errors.Is(err, googleoauth.ErrReconnectNeeded) {
+		return "The mail provider's OAuth access was revoked or has expired: reconnect the account (" + err.Error() + ")"
+	}
 	switch kind {
 	case store.SourceGmail:
 		return "Google access was revoked or has expired: reconnect the account (" + err.Error() + ")"
@@ -273,7 +276,7 @@ func (s *Service) syncIMAP(ctx context.Context, r *run) error {
 			cur = imapsync.Cursor{}
 		}
 	}
-	st, err := imapsync.Sync(ctx, cfg, cur, &imapSink{s: s, r: r}, s.log.With("source", src.ID))
+	st, err := s.imapSync(ctx, r.claim, pw, cfg, cur, &imapSink{s: s, r: r})
 	r.setStats(st)
 	return err
 }

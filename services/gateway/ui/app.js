@@ -581,13 +581,36 @@ async function viewSources(box) {
   const f = {};
   const field = (name, label, type, extra) => h('label', {}, label, (f[name] = h('input', { name, type: type || 'text', ...extra })));
   const imBtn = h('button', { class: 'primary', type: 'submit', text: 'Connect IMAP', disabled: sources === null });
-  box.append(h('form', { class: 'card', onsubmit: (ev) => { ev.preventDefault(); run(imBtn, async () => {
-    await api('POST', '/api/v1/sources', { kind: 'imap', name: f.username.value, host: f.host.value, port: Number(f.port.value), security: 'tls', username: f.username.value, password: f.password.value, folders: [f.mailbox.value || 'INBOX'] });
+  // Auth: a password (or app password), or OAuth2 (XOAUTH2) with what a token refresh needs.
+  const authSel = h('select', { name: 'auth', id: 'imap-auth' }, h('option', { value: 'password', text: 'Password or app password' }), h('option', { value: 'xoauth2', text: 'OAuth2 (XOAUTH2)' }));
+  const pwBox = h('div', {}, field('password', 'Password or app password', 'password', { autocomplete: 'new-password', required: true }));
+  const oauthBox = h('div', { class: 'grid2', hidden: true },
+    field('token_url', 'Token URL', 'url', { placeholder: 'https://login.microsoftonline.com/common/oauth2/v2.0/token' }), field('client_id', 'Client ID', 'text', { autocomplete: 'off' }),
+    field('client_secret', 'Client secret', 'password', { autocomplete: 'new-password' }), field('refresh_token', 'Refresh token', 'password', { autocomplete: 'new-password' }),
+    field('access_token', 'Access token (instead of a refresh token; works until it expires)', 'password', { autocomplete: 'new-password' }));
+  const setAuth = () => {
+    const oauth = authSel.value === 'xoauth2';
+    pwBox.hidden = oauth; oauthBox.hidden = !oauth;
+    f.password.required = !oauth;
+  };
+  authSel.addEventListener('change', setAuth);
+  const imapBody = () => {
+    const b = { kind: 'imap', name: f.username.value, host: f.host.value, port: Number(f.port.value), security: 'tls', username: f.username.value, folders: [f.mailbox.value || 'INBOX'], auth: authSel.value };
+    if (authSel.value === 'xoauth2') {
+      b.oauth = { token_url: f.token_url.value.trim(), client_id: f.client_id.value.trim(), client_secret: f.client_secret.value, refresh_token: f.refresh_token.value.trim(), access_token: f.access_token.value.trim() };
+    } else b.password = f.password.value;
+    return b;
+  };
+  box.append(h('form', { class: 'card', id: 'imap-form', onsubmit: (ev) => { ev.preventDefault(); run(imBtn, async () => {
+    await api('POST', '/api/v1/sources', imapBody());
     toast('IMAP account added'); render('sources');
   }); } }, h('h2', { style: 'margin-top:0', text: 'IMAP account' }),
   h('div', { class: 'grid2' }, field('host', 'Server', 'text', { placeholder: 'imap.example.com', required: true }), field('port', 'Port', 'number', { value: '993', required: true }),
-    field('username', 'User name', 'text', { autocomplete: 'off', required: true }), field('password', 'Password or app password', 'password', { autocomplete: 'new-password', required: true }),
-    field('mailbox', 'Mailbox', 'text', { value: 'INBOX' })), imBtn));
+    field('username', 'User name', 'text', { autocomplete: 'off', required: true }), h('label', {}, 'Sign-in', authSel),
+    field('mailbox', 'Mailbox', 'text', { value: 'INBOX' })),
+  pwBox, oauthBox,
+  h('p', { class: 'muted small', text: 'OAuth2: the provider’s token URL and your OAuth client, plus a refresh token; OwnYou refreshes the access token itself and stores everything encrypted.' }),
+  imBtn));
   // Imports
   const imps = h('div', { id: 'imports' });
   box.append(h('h2', { text: 'Recent imports' }), imps);

@@ -1,7 +1,8 @@
 // Package gmailsync mirrors a Gmail mailbox: a full sync that records the
 // mailbox historyId before paging through messages.list, then incremental
-// syncs from that historyId via history.list, falling back to a full sync
-// when Google answers 404 (history too old). Calls are paced under the
+// syncs from that historyId via history.list (new messages are fetched,
+// label changes and deletions mirrored to the Sink), falling back to a full
+// sync when Google answers 404 (history too old). Calls are paced under the
 // per-user quota, throttling and server errors back off with jitter, and
 // one failing message is handed to the Sink for a later retry instead of
 // blocking the cursor. Persistence and publishing sit behind Sink.
@@ -119,6 +120,13 @@ type Sink interface {
 	Retries(ctx context.Context) ([]string, error)
 	// Recovered clears a recorded failure after a successful retry.
 	Recovered(ctx context.Context, id string) error
+	// Relabeled replaces the labels of a stored message with labels (its
+	// complete label set after a labelAdded/labelRemoved change); for a
+	// message never stored it does nothing. An error stops the run.
+	Relabeled(ctx context.Context, id string, labels []string) error
+	// Deleted marks a stored message as deleted in Gmail, keeping the stored
+	// copy; for a message never stored it does nothing. An error stops the run.
+	Deleted(ctx context.Context, id string) error
 	// SaveCursor persists the cursor at a consistent point.
 	SaveCursor(ctx context.Context, c Cursor) error
 	// Progress reports running totals; it doubles as the run's heartbeat.
@@ -133,6 +141,8 @@ type Stats struct {
 	Listed    int    `json:"listed"`
 	Delivered int    `json:"delivered"`
 	Skipped   int    `json:"skipped"` // gone before it could be fetched (deleted)
+	Relabeled int    `json:"relabeled,omitempty"`
+	Deleted   int    `json:"deleted,omitempty"` // marked deleted in Gmail, kept here
 	Failed    int    `json:"failed"`
 	Recovered int    `json:"recovered"`
 }
@@ -269,7 +279,9 @@ func (e *Engine) incremental(ctx context.Context, start uint64) error {
 	for {
 		var resp *gmail.ListHistoryResponse
 		err := e.call(ctx, costHistory, func() (err error) {
-			c := e.svc.Users.History.List("me").StartHistoryId(start).HistoryTypes("messageAdded").MaxResults(e.cfg.PageSize).Context(ctx)
+			c := e.svc.Users.History.List("me").StartHistoryId(start).
+				HistoryTypes("messageAdded", "messageDeleted", "labelAdded", "labelRemoved").
+				MaxResults(e.cfg.PageSize).Context(ctx)
 			if pageToken != "" {
 				c = c.PageToken(pageToken)
 			}
@@ -282,19 +294,16 @@ func (e *Engine) incremental(ctx context.Context, start uint64) error {
 		if err != nil {
 			return fmt.Errorf("list history: %w", err)
 		}
-		seen := map[string]bool{}
-		var ids []string
 		var last uint64
 		for _, h := range resp.History {
 			last = max(last, h.Id)
-			for _, a := range h.MessagesAdded {
-				if a.Message != nil && !seen[a.Message.Id] {
-					seen[a.Message.Id] = true
-					ids = append(ids, a.Message.Id)
-				}
-			}
 		}
+		ids, changes, gone := collapse(resp.History)
 		if err := e.fetchAll(ctx, ids); err != nil {
+			return err
+		}
+		e.count(func(s *Stats) { s.Skipped += gone })
+		if err := e.apply(ctx, changes); err != nil {
 			return err
 		}
 		// Mid-listing, the last record handled is a safe restart point;
@@ -314,6 +323,91 @@ func (e *Engine) incremental(ctx context.Context, start uint64) error {
 		}
 		pageToken = resp.NextPageToken
 	}
+}
+
+// change is the net effect of a page of history on one message that is
+// not fetched anew: its final label set, or its deletion.
+type change struct {
+	id      string
+	labels  []string
+	deleted bool
+}
+
+// collapse reduces a page of history records, in order, to the messages to
+// fetch and the label changes and deletions to mirror. A message added and
+// deleted within the page is not fetched (gone counts them); one added and
+// relabeled is fetched with its current labels and relabeled too, which is
+// harmless.
+func collapse(hist []*gmail.History) (ids []string, changes []change, gone int) {
+	added := map[string]bool{}
+	at := map[string]int{} // id → index in changes
+	set := func(c change) {
+		if i, ok := at[c.id]; ok {
+			if !changes[i].deleted { // a deletion is final
+				changes[i] = c
+			}
+			return
+		}
+		at[c.id] = len(changes)
+		changes = append(changes, c)
+	}
+	for _, h := range hist {
+		for _, a := range h.MessagesAdded {
+			if a.Message != nil && a.Message.Id != "" && !added[a.Message.Id] {
+				added[a.Message.Id] = true
+				ids = append(ids, a.Message.Id)
+			}
+		}
+		for _, l := range h.LabelsAdded {
+			if l.Message != nil && l.Message.Id != "" {
+				set(change{id: l.Message.Id, labels: nonNil(l.Message.LabelIds)})
+			}
+		}
+		for _, l := range h.LabelsRemoved {
+			if l.Message != nil && l.Message.Id != "" {
+				set(change{id: l.Message.Id, labels: nonNil(l.Message.LabelIds)})
+			}
+		}
+		for _, d := range h.MessagesDeleted {
+			if d.Message != nil && d.Message.Id != "" {
+				set(change{id: d.Message.Id, deleted: true})
+			}
+		}
+	}
+	kept := ids[:0]
+	for _, id := range ids {
+		if i, ok := at[id]; ok && changes[i].deleted {
+			gone++
+			continue
+		}
+		kept = append(kept, id)
+	}
+	return kept, changes, gone
+}
+
+func nonNil(l []string) []string {
+	if l == nil {
+		return []string{}
+	}
+	return l
+}
+
+// apply mirrors label changes and deletions through the sink.
+func (e *Engine) apply(ctx context.Context, changes []change) error {
+	for _, c := range changes {
+		if c.deleted {
+			if err := e.sink.Deleted(ctx, c.id); err != nil {
+				return fmt.Errorf("mark %s deleted: %w", c.id, err)
+			}
+			e.count(func(s *Stats) { s.Deleted++ })
+			continue
+		}
+		if err := e.sink.Relabeled(ctx, c.id, c.labels); err != nil {
+			return fmt.Errorf("relabel %s: %w", c.id, err)
+		}
+		e.count(func(s *Stats) { s.Relabeled++ })
+	}
+	return nil
 }
 
 func (e *Engine) pageDone(ctx context.Context, listed int) error {

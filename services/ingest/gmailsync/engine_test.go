@@ -23,10 +23,12 @@ type memSink struct {
 	cursors    []Cursor
 	progress   int
 	deliverErr error
+	labels     map[string][]string // last Relabeled call per id
+	deleted    map[string]int
 }
 
 func newMemSink() *memSink {
-	return &memSink{delivered: map[string]int{}, failed: map[string]string{}}
+	return &memSink{delivered: map[string]int{}, failed: map[string]string{}, labels: map[string][]string{}, deleted: map[string]int{}}
 }
 
 func (m *memSink) Deliver(_ context.Context, f *Fetched) error {
@@ -61,6 +63,18 @@ func (m *memSink) Recovered(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	delete(m.failed, id)
+	return nil
+}
+func (m *memSink) Relabeled(_ context.Context, id string, labels []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.labels[id] = labels
+	return nil
+}
+func (m *memSink) Deleted(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.deleted[id]++
 	return nil
 }
 func (m *memSink) SaveCursor(_ context.Context, c Cursor) error {
@@ -304,6 +318,52 @@ func TestDeletedMessageIsSkipped(t *testing.T) {
 	st, err := h.eng.Sync(context.Background(), h.sink.last())
 	if err != nil || st.Skipped != 1 || st.Failed != 0 {
 		t.Fatalf("stats %+v err %v, want one skipped", st, err)
+	}
+}
+
+func TestIncrementalMirrorsLabelChangesAndDeletions(t *testing.T) {
+	h := newHarness(t, 0, fastConfig())
+	keep := h.gm.Add(mail(1), "INBOX", "UNREAD")
+	gone := h.gm.Add(mail(2), "INBOX")
+	if _, err := h.eng.Sync(context.Background(), Cursor{}); err != nil {
+		t.Fatal(err)
+	}
+	h.gm.ModifyLabels(keep, []string{"STARRED", "Label_7"}, []string{"UNREAD"})
+	h.gm.ModifyLabels(keep, nil, []string{"Label_7"})
+	h.gm.Delete(gone)
+	st, err := h.eng.Sync(context.Background(), h.sink.last())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(h.sink.labels[keep]); got != "[INBOX STARRED]" {
+		t.Errorf("labels of %s = %s, want the final set [INBOX STARRED]", keep, got)
+	}
+	if h.sink.deleted[gone] != 1 || len(h.sink.deleted) != 1 {
+		t.Errorf("deleted = %v, want only %s", h.sink.deleted, gone)
+	}
+	if st.Relabeled != 1 || st.Deleted != 1 || st.Delivered != 0 {
+		t.Errorf("stats %+v, want one relabel, one deletion, nothing fetched", st)
+	}
+	if h.gm.Gets(gone) != 1 {
+		t.Errorf("deleted message fetched %d times, want only by the full sync", h.gm.Gets(gone))
+	}
+}
+
+func TestMessageAddedThenDeletedInOnePageIsNotFetched(t *testing.T) {
+	h := newHarness(t, 1, fastConfig())
+	if _, err := h.eng.Sync(context.Background(), Cursor{}); err != nil {
+		t.Fatal(err)
+	}
+	gone := h.gm.Add(mail(9), "INBOX")
+	h.gm.ModifyLabels(gone, []string{"STARRED"}, nil)
+	h.gm.Delete(gone)
+	st, err := h.eng.Sync(context.Background(), h.sink.last())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.gm.Gets(gone) != 0 || st.Skipped != 1 || h.sink.deleted[gone] != 1 || h.sink.labels[gone] != nil {
+		t.Fatalf("gets %d stats %+v deleted %v labels %v: want no fetch, one skip, one deletion, no relabel",
+			h.gm.Gets(gone), st, h.sink.deleted, h.sink.labels)
 	}
 }
 

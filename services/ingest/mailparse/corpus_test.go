@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ownyou/home/services/ingest/mailparse/tnef"
 )
 
 // crlf turns a readable LF literal into wire-format CRLF.
@@ -29,6 +31,38 @@ type uglyCase struct {
 	wantAttach  int        // number of attachments; -1 means don't check
 	wantWarn    string     // substring of some warning, when set
 	wantSynthID bool       // Message-ID must be synthesized
+}
+
+// tnefMail is an Outlook-style message whose winmail.dat holds a body and
+// two files; mimeText, when set, is the message's own text/plain part.
+func tnefMail(mimeText string) func() []byte {
+	return func() []byte {
+		var b tnef.Builder
+		b.Attr(0x01, 0x00078008, []byte("IPM.Microsoft Mail.Note\x00"))
+		b.Attr(0x01, 0x0002800C, []byte("Body inside winmail.dat\x00"))
+		b.Attachment("budget.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", bytes.Repeat([]byte{7}, 300))
+		b.Attachment("minutes.pdf", "", bytes.Repeat([]byte{8}, 120))
+		var out strings.Builder
+		out.WriteString(stdHead + "Subject: t\nContent-Type: multipart/mixed; boundary=t\n\n")
+		if mimeText != "" {
+			out.WriteString("--t\nContent-Type: text/plain\n\n" + mimeText + "\n")
+		}
+		out.WriteString("--t\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Disposition: attachment; filename=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n\n")
+		out.WriteString(base64.StdEncoding.EncodeToString(b.Bytes()) + "\n--t--\n")
+		return []byte(crlf(out.String()))
+	}
+}
+
+// tnefRTFMail is an Outlook message whose only body is the compressed RTF
+// inside its winmail.dat.
+func tnefRTFMail() func() []byte {
+	return func() []byte {
+		var b tnef.Builder
+		b.Attr(0x01, 0x00069003, tnef.PropList(tnef.BinaryProp(0x1009, tnef.CompressRTF(`{\rtf1\ansi\ansicpg1252{\fonttbl{\f0 Calibri;}}\pard Agenda: budget review\par}`))))
+		raw := stdHead + "Subject: rtf\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Disposition: attachment; filename=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n\n" +
+			base64.StdEncoding.EncodeToString(b.Bytes()) + "\n"
+		return []byte(crlf(raw))
+	}
 }
 
 func s(raw string) func() []byte { return func() []byte { return []byte(raw) } }
@@ -93,7 +127,10 @@ func uglyCorpus() []uglyCase {
 		{name: "unterminated multipart still yields text", raw: s(crlf(stdHead + "Subject: u\nContent-Type: multipart/mixed; boundary=zz\n\n--zz\nContent-Type: text/plain\n\ncut off here\n")), wantText: []string{"cut off here"}},
 		{name: "multipart with empty parts yields empty text", raw: s(crlf(stdHead + "Subject: e\nContent-Type: multipart/mixed; boundary=zz\n\n--zz\n\n--zz--\n")), wantAttach: -1},
 		{name: "garbage content-type falls back to text", raw: s(stdHead + "Subject: g\nContent-Type: ;;;===;;\n\nstill text\n"), wantText: []string{"still text"}},
-		{name: "TNEF winmail.dat is kept as attachment metadata", raw: s(crlf(stdHead + "Subject: t\nContent-Type: multipart/mixed; boundary=t\n\n--t\nContent-Type: text/plain\n\noutlook body\n--t\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Disposition: attachment; filename=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n\neJ8+IhAAAQaQCAAEAAAAAAABAAEAAQeQBgAIAAAA5AQAAAAAAADoAAEIgAcAGAAAAElQTS5NaWNyb3NvZnQgTWFpbC5Ob3RlADEIAQ2ABAACAAAAAgACAAEEgAEAAQAAAA==\n--t--\n")),
+		{name: "TNEF winmail.dat lists the files inside it", raw: tnefMail("outlook body"), wantText: []string{"outlook body"}, wantAttach: 2},
+		{name: "TNEF winmail.dat without a MIME text part gives its body as text", raw: tnefMail(""), wantText: []string{"Body inside winmail.dat"}, wantAttach: 2},
+		{name: "TNEF winmail.dat with only a compressed RTF body gives its text", raw: tnefRTFMail(), wantText: []string{"Agenda: budget review"}, wantAttach: -1},
+		{name: "truncated TNEF winmail.dat is kept as attachment metadata with a warning", wantWarn: "winmail.dat kept undecoded", raw: s(crlf(stdHead + "Subject: t\nContent-Type: multipart/mixed; boundary=t\n\n--t\nContent-Type: text/plain\n\noutlook body\n--t\nContent-Type: application/ms-tnef; name=\"winmail.dat\"\nContent-Disposition: attachment; filename=\"winmail.dat\"\nContent-Transfer-Encoding: base64\n\neJ8+IhAAAQaQCAAEAAAAAAABAAEAAQeQBgAIAAAA5AQAAAAAAADoAAEIgAcAGAAAAElQTS5NaWNyb3NvZnQgTWFpbC5Ob3RlADEIAQ2ABAACAAAAAgACAAEEgAEAAQAAAA==\n--t--\n")),
 			wantText: []string{"outlook body"}, wantAttach: 1},
 		{name: "huge header line does not break parsing", raw: func() []byte {
 			return []byte(stdHead + "X-Huge: " + strings.Repeat("a", 300000) + "\nSubject: huge\n\nafter huge header\n")
@@ -212,5 +249,24 @@ func TestUndeclaredLatin1BodyIsRepaired(t *testing.T) {
 	}
 	if !strings.Contains(m.Text, "naïve café") {
 		t.Fatalf("Text = %q", m.Text)
+	}
+}
+
+func TestTNEFAttachmentsKeepNameTypeAndSize(t *testing.T) {
+	m, err := Parse(tnefMail("x")(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Attachment{
+		{Name: "budget.xlsx", ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", Size: 300},
+		{Name: "minutes.pdf", ContentType: "application/pdf", Size: 120},
+	}
+	if len(m.Attachments) != len(want) {
+		t.Fatalf("attachments = %+v, want %+v", m.Attachments, want)
+	}
+	for i := range want {
+		if m.Attachments[i] != want[i] {
+			t.Errorf("attachment %d = %+v, want %+v", i, m.Attachments[i], want[i])
+		}
 	}
 }

@@ -201,6 +201,14 @@ func Parse(raw []byte, opts Options) (msg *Message, err error) {
 	m.Text = m.cleanBody("text", normalizeNewlines(text), opts.MaxTextBytes)
 
 	for _, p := range attachments {
+		if isTNEF(p) {
+			if tm := m.expandTNEF(p); tm != nil {
+				if t := m.tnefText(tm, opts); strings.TrimSpace(m.Text) == "" && t != "" {
+					m.Text, m.TextFromHTML = t, tm.Body == ""
+				}
+				continue
+			}
+		}
 		m.Attachments = append(m.Attachments, attachmentOf(p, false))
 	}
 	for _, p := range inlines {

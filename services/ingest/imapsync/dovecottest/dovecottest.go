@@ -32,9 +32,19 @@ type Server struct {
 	Password string
 	Dir      string
 
-	cmd    *exec.Cmd
-	tokMu  sync.Mutex
-	tokens map[string]string // access token → user
+	cmd       *exec.Cmd
+	tokMu     sync.Mutex
+	tokens    map[string]string // access token → user
+	authorize func(token string) bool
+}
+
+// AuthorizeTokens makes every token for which valid returns true a valid
+// XOAUTH2 bearer token for the test user (e.g. oauthfake's ValidAccess, so
+// tokens issued and refreshed by a fake token endpoint log in).
+func (s *Server) AuthorizeTokens(valid func(token string) bool) {
+	s.tokMu.Lock()
+	defer s.tokMu.Unlock()
+	s.authorize = valid
 }
 
 // AddToken makes token a valid XOAUTH2 bearer token for the test user.
@@ -91,6 +101,9 @@ func Start(t testing.TB) *Server {
 		}
 		s.tokMu.Lock()
 		u, ok := s.tokens[tok]
+		if !ok && s.authorize != nil && tok != "" && s.authorize(tok) {
+			u, ok = s.User, true
+		}
 		s.tokMu.Unlock()
 		if !ok {
 			w.WriteHeader(http.StatusUnauthorized)

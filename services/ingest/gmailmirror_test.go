@@ -1,0 +1,59 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ownyou/home/pkg/store"
+)
+
+func TestGmailIncrementalSyncMirrorsLabelsAndKeepsDeletedMail(t *testing.T) {
+	e, gm, _, _ := gmailEnv(t, 0)
+	ctx := context.Background()
+	starred := gm.Add([]byte("From: a@example.com\r\nSubject: keep\r\nMessage-ID: <keep@x>\r\n\r\nkeep me\r\n"), "INBOX", "UNREAD")
+	deleted := gm.Add([]byte("From: a@example.com\r\nSubject: gone\r\nMessage-ID: <gone@x>\r\n\r\ndelete me\r\n"), "INBOX")
+	t0 := time.Now()
+	e.start()
+	e.waitSynced("gm1", t0)
+
+	gm.ModifyLabels(starred, []string{"STARRED"}, []string{"UNREAD"})
+	gm.Delete(deleted)
+	t1 := time.Now()
+	if _, err := e.db.RequestSync(ctx, "gm1", false); err != nil {
+		t.Fatal(err)
+	}
+	s := e.waitSynced("gm1", t1)
+	if e.emails() != 2 {
+		t.Fatalf("emails = %d: a mail deleted in Gmail must stay", e.emails())
+	}
+	byMsgID := map[string]store.Email{}
+	page, err := e.db.ListEmails(ctx, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, em := range page.Emails {
+		byMsgID[em.MessageID] = em
+	}
+	if k := byMsgID["keep@x"]; fmt.Sprint(k.Labels) != "[INBOX STARRED]" || k.DeletedAtSource != nil {
+		t.Errorf("kept mail: labels %v deleted %v, want [INBOX STARRED] and not deleted", k.Labels, k.DeletedAtSource)
+	}
+	if g := byMsgID["gone@x"]; g.DeletedAtSource == nil {
+		t.Errorf("deleted mail not marked deleted at source (run stats %s)", s.LastRun)
+	}
+
+	// History expired: the full resync refetches the mail, and the labels
+	// it carries now replace the stored ones.
+	gm.ModifyLabels(starred, []string{"IMPORTANT"}, nil)
+	gm.ExpireHistory()
+	t2 := time.Now()
+	if _, err := e.db.RequestSync(ctx, "gm1", false); err != nil {
+		t.Fatal(err)
+	}
+	e.waitSynced("gm1", t2)
+	k, err := e.db.GetEmail(ctx, byMsgID["keep@x"].ID)
+	if err != nil || fmt.Sprint(k.Labels) != "[INBOX STARRED IMPORTANT]" {
+		t.Fatalf("after full resync: labels %v, %v", k.Labels, err)
+	}
+}
