@@ -27,6 +27,7 @@ build: ## build the native stack and every service binary into bin/
 
 run: deps build ## run the whole system natively (gateway on http://127.0.0.1:8080)
 	@$(BIN)/models fetch all-minilm-l6-v2 || echo "make run: the MiniLM weights could not be fetched; mail imports and lists, and the embedder stage waits until 'make models' succeeds"
+	@$(BIN)/models fetch iab-taxonomies || echo "make run: the IAB taxonomies could not be fetched; the classifier uses the offline copy in $$OWNYOU_SHARED_DIR/data/iab"
 	$(BIN)/ownyou
 
 test: deps ## run every test (starts its own Postgres and NATS)

