@@ -13,7 +13,7 @@ import (
 )
 
 // shortlister picks, per batch and section, the candidate categories offered
-// to the model: whole small sections, and for large ones (interests, purchase
+// to the model: whole small sections and the fact sections, and for large ones (interests, purchase
 // intent, content) the categories nearest to the batch's emails by embedding
 // similarity, taken round-robin over the emails so every email gets its best
 // matches. Any category of the taxonomy can therefore be chosen.
@@ -41,7 +41,7 @@ func newShortlister(ctx context.Context, emb core.Embedder, tax *taxonomy.Set, s
 		if len(cats) == 0 {
 			return nil, fmt.Errorf("%w: section %q has no categories", ErrConfig, sec)
 		}
-		sc := &sectionCands{cats: cats, whole: len(cats) <= max, pos: map[string]int{}}
+		sc := &sectionCands{cats: cats, whole: len(cats) <= max || factSections[sec], pos: map[string]int{}}
 		for i, c := range cats {
 			sc.pos[c.ID] = i
 		}
