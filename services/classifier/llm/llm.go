@@ -46,6 +46,16 @@ type Config struct {
 	Taxonomies *taxonomy.Set
 	// Embedder ranks categories against emails for the shortlist.
 	Embedder core.Embedder
+	// FallbackEmbedder, when set, ranks while Embedder is not usable: Embedder
+	// (the embedder service over NATS) is then prepared in the background,
+	// used once its category vectors are ready, and left alone for a minute
+	// after any failure. Without it, Embedder must work in New.
+	FallbackEmbedder core.Embedder
+	// EmbedderStatus, when set, is told whenever the shortlist switches to the
+	// fallback (with the reason) or back to Embedder.
+	EmbedderStatus func(ctx context.Context, fallback bool, reason error)
+	// EmbedderRetry is how long Embedder is left alone after a failure (default 1 min).
+	EmbedderRetry time.Duration
 	// Sections classified per batch (default: all audience sections and content).
 	Sections []taxonomy.Section
 	// Shortlist is the number of candidates per section for large sections;
@@ -142,7 +152,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.HTTPClient != nil {
 		oc.HTTPClient = cfg.HTTPClient
 	}
-	short, err := newShortlister(ctx, cfg.Embedder, cfg.Taxonomies, cfg.Sections, cfg.Shortlist)
+	short, err := newShortlister(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -247,7 +257,7 @@ func (b *Backend) classifyBatch(ctx context.Context, batch []prepared) ([]core.C
 			return nil, err
 		}
 	}
-	shortlists, err := b.short.forBatch(ctx, batch)
+	shortlists, _, err := b.short.forBatch(ctx, batch)
 	if err != nil {
 		return nil, err
 	}
@@ -577,5 +587,6 @@ func (b *Backend) Shortlist(ctx context.Context, emails []core.Email) (map[taxon
 	for i, e := range emails {
 		prep[i] = prepare(e, b.cfg.ExcerptChars)
 	}
-	return b.short.forBatch(ctx, prep)
+	sl, _, err := b.short.forBatch(ctx, prep)
+	return sl, err
 }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -469,5 +470,75 @@ func TestFoldedFactSectionsAreValidatedPerSection(t *testing.T) {
 	want := map[string]taxonomy.Section{household.ID: taxonomy.SectionHousehold, demographic.ID: taxonomy.SectionDemographics}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("classifications by section = %v, want %v", got, want)
+	}
+}
+
+// switchable is an embedder whose calls fail while down; it counts calls.
+type switchable struct {
+	testenv.HashEmbedder
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (s *switchable) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return nil, errors.New("embedder unavailable: no responders")
+	}
+	return s.HashEmbedder.Embed(ctx, texts)
+}
+
+func (s *switchable) ModelID() string { return "primary-model" }
+
+func TestShortlistFallsBackToWordVectorsWhileTheEmbedderIsDownAndReturns(t *testing.T) {
+	primary := &switchable{}
+	primary.down.Store(true)
+	type change struct {
+		fallback bool
+		reason   error
+	}
+	changes := make(chan change, 8)
+	f := newFixture(t, &fakeoai.Server{}, func(c *llm.Config) {
+		c.Embedder, c.FallbackEmbedder = primary, testenv.HashEmbedder{}
+		c.EmbedderRetry = 50 * time.Millisecond
+		c.EmbedderStatus = func(_ context.Context, fallback bool, reason error) { changes <- change{fallback, reason} }
+	})
+	in := emails(t, 5)
+	if _, err := f.b.Classify(context.Background(), in); err != nil {
+		t.Fatalf("classify with the embedder down: %v", err)
+	}
+	select {
+	case c := <-changes:
+		if !c.fallback || c.reason == nil || !strings.Contains(c.reason.Error(), "unavailable") {
+			t.Fatalf("first status change = %+v, want fallback with the reason", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fallback was never reported")
+	}
+	primary.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for recovered := false; !recovered; {
+		if time.Now().After(deadline) {
+			t.Fatal("the shortlist never returned to the embedder")
+		}
+		time.Sleep(60 * time.Millisecond)
+		if _, err := f.b.Classify(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-changes:
+			if c.fallback {
+				t.Fatalf("status change = %+v, want the return to the embedder", c)
+			}
+			recovered = true
+		default:
+		}
+	}
+	before := primary.calls.Load()
+	if _, err := f.b.Classify(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if primary.calls.Load() == before {
+		t.Error("after recovery the batch's emails were not embedded by the embedder")
 	}
 }
