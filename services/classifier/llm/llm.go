@@ -590,3 +590,7 @@ func (b *Backend) Shortlist(ctx context.Context, emails []core.Email) (map[taxon
 	sl, _, err := b.short.forBatch(ctx, prep)
 	return sl, err
 }
+
+// ShortlistModel is the id of the embedding model the next batch's shortlist
+// is ranked with: Embedder's once ready, else FallbackEmbedder's.
+func (b *Backend) ShortlistModel() string { return b.short.model() }

@@ -312,3 +312,21 @@ func (s *shortlister) rank(ctx context.Context, sp *space, batch []prepared) (ma
 	}
 	return out, nil
 }
+
+// model is the id of the embedding model the next batch is ranked with.
+func (s *shortlister) model() string {
+	if s.fallback == nil {
+		for m := range s.spaces {
+			return m
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if time.Now().Before(s.retryAt) {
+		return s.fallbackSpace.model
+	}
+	if sp := s.spaces[s.primary.ModelID()]; sp != nil {
+		return sp.model
+	}
+	return s.fallbackSpace.model
+}
