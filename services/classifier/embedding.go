@@ -71,7 +71,7 @@ func (s *embedderStatus) report(user string) func(ctx context.Context, fallback 
 			s.clear(ctx)
 			return
 		}
-		s.set(ctx, fmt.Sprintf("%s (%v): the %s use word vectors until it answers", embedderMessagePrefix, why, strings.Join(slices.Sorted(slices.Values(users)), " and ")))
+		s.set(ctx, fmt.Sprintf("%s (%v): word vectors stand in for the %s until it answers", embedderMessagePrefix, why, strings.Join(slices.Sorted(slices.Values(users)), " and ")))
 	}
 }
 

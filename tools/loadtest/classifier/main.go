@@ -50,7 +50,7 @@ type opts struct {
 func main() {
 	worker := flag.Bool("worker", false, "run one classifier process (used by the driver)")
 	procs := flag.String("procs", "1,2,4", "process counts to run")
-	emails := flag.Int("emails", 800, "emails per throughput run")
+	emails := flag.Int("emails", 2400, "emails per throughput run (a backfill is thousands of emails: long enough that the ramp-up and the last partial batches do not dominate)")
 	quick := flag.Int("quick", 100, "emails for the latency run with the largest process count (0 = skip)")
 	latency := flag.Duration("latency", 2*time.Second, "fake LLM latency per call")
 	batch := flag.Int("batch", 25, "emails per batch (OWNYOU_CLASSIFIER_BATCH_SIZE)")
