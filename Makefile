@@ -27,6 +27,7 @@ build: ## build the native stack and every service binary into bin/
 
 run: deps build ## run the whole system natively (gateway on http://127.0.0.1:8080)
 	@$(BIN)/models fetch all-minilm-l6-v2 || echo "make run: the MiniLM weights could not be fetched; mail imports and lists, and the embedder stage waits until 'make models' succeeds"
+	@$(BIN)/models fetch iab-taxonomies || echo "make run: the IAB taxonomies could not be fetched; the classifier uses the offline copy in $$OWNYOU_SHARED_DIR/data/iab"
 	$(BIN)/ownyou
 
 test: deps ## run every test (starts its own Postgres and NATS)
@@ -39,7 +40,7 @@ bench: deps ## print benchmark figures (BENCH <name> <value> <unit>)
 loadtest: deps ## run the load tests and print their figures
 	@if ls tools/loadtest/*/ >/dev/null 2>&1; then for d in tools/loadtest/*/; do $(GO) run ./$$d || exit 1; done; else echo "no load tests yet"; fi
 
-eval: deps ## classify the labeled email set and print precision/recall/accuracy per backend
+eval: deps ## classify the labeled email sets (tuning and held-out) and print precision/recall/accuracy per backend
 	$(GO) run ./tools/eval
 
 vet: ## go vet

@@ -11,10 +11,15 @@ const (
 	KeyContent  = "content-3.1"
 )
 
+// FetchedDir is the directory under the model cache into which `models fetch
+// iab-taxonomies` (models/iab-taxonomies.json) puts the TSVs.
+const FetchedDir = "iab-taxonomies"
+
 // Dir returns the directory holding the IAB TSVs: configured when set; else
-// <dataDir>/models/iab-taxonomies when `make models` has fetched them there;
-// else $OWNYOU_SHARED_DIR/data/iab; else ../shared/data/iab (the offline copy
-// beside a checkout).
+// the fetched copy in the model cache ($OWNYOU_MODEL_DIR/iab-taxonomies, where
+// `make run` and the compose models service put it, or
+// <dataDir>/models/iab-taxonomies); else $OWNYOU_SHARED_DIR/data/iab; else
+// ../shared/data/iab (the offline copy beside a checkout).
 func Dir(configured, dataDir string) string {
 	if configured != "" {
 		return configured
@@ -23,7 +28,11 @@ func Dir(configured, dataDir string) string {
 	if shared == "" {
 		shared = filepath.Join("..", "shared")
 	}
-	candidates := []string{filepath.Join(dataDir, "models", "iab-taxonomies"), filepath.Join(shared, "data", "iab")}
+	var candidates []string
+	if cache := os.Getenv("OWNYOU_MODEL_DIR"); cache != "" {
+		candidates = append(candidates, filepath.Join(cache, FetchedDir))
+	}
+	candidates = append(candidates, filepath.Join(dataDir, "models", FetchedDir), filepath.Join(shared, "data", "iab"))
 	for _, d := range candidates {
 		if _, err := os.Stat(filepath.Join(d, AudienceFile)); err == nil {
 			return d

@@ -1,9 +1,16 @@
 package taxonomy
 
 import (
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"testing"
+
+	manifests "github.com/ownyou/home/models"
+	"github.com/ownyou/home/pkg/models"
 )
 
 func TestNameGivesTierPathsAndFallsBackToTheID(t *testing.T) {
@@ -40,6 +47,7 @@ func TestNameGivesTierPathsAndFallsBackToTheID(t *testing.T) {
 
 func TestDirPrefersConfiguredThenTheModelCacheThenShared(t *testing.T) {
 	data := t.TempDir()
+	t.Setenv("OWNYOU_MODEL_DIR", "") // only the data dir's cache, whatever the developer has fetched
 	t.Setenv("OWNYOU_SHARED_DIR", filepath.Dir(filepath.Dir(sharedIAB(t))))
 	if got := Dir("/configured", data); got != "/configured" {
 		t.Fatalf("configured dir ignored: %s", got)
@@ -56,5 +64,43 @@ func TestDirPrefersConfiguredThenTheModelCacheThenShared(t *testing.T) {
 	}
 	if got := Dir("", data); got != cache {
 		t.Fatalf("with a fetched copy Dir = %s, want %s", got, cache)
+	}
+}
+
+// The pinned manifest (models/iab-taxonomies.json) fetched through the real
+// fetcher from a local HTTP server lands where Dir looks and loads: this is
+// the path `make run` and the compose models service take.
+func TestFetchedTaxonomiesAreFoundInTheModelCacheAndLoad(t *testing.T) {
+	all, err := models.Load(manifests.Manifests)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel, err := models.Select(all, "iab-taxonomies")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := sel[0]
+	src := sharedIAB(t)
+	srv := httptest.NewServer(http.FileServer(http.Dir(src)))
+	t.Cleanup(srv.Close)
+	for i, f := range m.Files {
+		m.Files[i].URL = srv.URL + "/" + path.Base(f.Path) // the TSVs carry the same names in the shared copy
+	}
+	cache := t.TempDir()
+	t.Setenv("OWNYOU_MODEL_DIR", cache)
+	t.Setenv("OWNYOU_SHARED_DIR", t.TempDir()) // no shared fallback: the fetched copy must be used
+	if err := (&models.Fetcher{Dir: cache}).Fetch(context.Background(), m); err != nil {
+		t.Fatalf("fetch: %v", err)
+	}
+	dir := Dir("", t.TempDir())
+	if want := filepath.Join(cache, FetchedDir); dir != want {
+		t.Fatalf("Dir = %s, want the fetched copy %s", dir, want)
+	}
+	set, err := Load(dir)
+	if err != nil {
+		t.Fatalf("load fetched taxonomies: %v", err)
+	}
+	if n := len(set.Audience.All()) + len(set.Content.All()); n < 1500 {
+		t.Fatalf("fetched taxonomies hold %d categories", n)
 	}
 }

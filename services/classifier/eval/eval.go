@@ -1,6 +1,8 @@
-// Package eval measures a classifier backend against the labeled email set in
-// testdata/labeled.json: realistic emails written for the tests with Tier-1
-// ground truth for content topics, audience interests and purchase intent.
+// Package eval measures a classifier backend against labeled email sets:
+// realistic emails written for the tests with Tier-1 ground truth for content
+// topics, audience interests and purchase intent. testdata/labeled.json is the
+// tuning set (the local backend was calibrated on it); testdata/heldout.json
+// is a held-out set never used for tuning.
 package eval
 
 import (
@@ -18,6 +20,13 @@ import (
 //go:embed testdata/labeled.json
 var labeledJSON []byte
 
+// heldOutJSON holds emails written after the local backend's constants were
+// calibrated on labeled.json and never used for tuning: figures on it are
+// what to expect on other mail.
+//
+//go:embed testdata/heldout.json
+var heldOutJSON []byte
+
 // Labeled is one email of the set with its ground truth (Tier-1 names).
 type Labeled struct {
 	ID             string   `json:"id"`
@@ -29,13 +38,20 @@ type Labeled struct {
 	PurchaseIntent []string `json:"purchase_intent"`
 }
 
-// Set returns the embedded labeled set.
-func Set() ([]Labeled, error) {
+// Set returns the embedded labeled set: the tuning set, on which the local
+// backend's constants were calibrated.
+func Set() ([]Labeled, error) { return parseSet("labeled", labeledJSON) }
+
+// HeldOut returns the embedded held-out set: labeled like Set, never used
+// for tuning. Do not calibrate anything on it.
+func HeldOut() ([]Labeled, error) { return parseSet("held-out", heldOutJSON) }
+
+func parseSet(name string, b []byte) ([]Labeled, error) {
 	var f struct {
 		Emails []Labeled `json:"emails"`
 	}
-	if err := json.Unmarshal(labeledJSON, &f); err != nil {
-		return nil, fmt.Errorf("parse labeled set: %w", err)
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("parse %s set: %w", name, err)
 	}
 	return f.Emails, nil
 }

@@ -29,6 +29,34 @@ func TestLabeledSetHasAtLeast80EmailsWithValidTier1Labels(t *testing.T) {
 	}
 }
 
+func TestHeldOutSetHasAtLeast30EmailsWithValidLabelsNotInTheTuningSet(t *testing.T) {
+	tuning, err := eval.Set()
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, err := eval.HeldOut()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) < 30 {
+		t.Fatalf("held-out set has %d emails, want ≥ 30", len(held))
+	}
+	if err := eval.Validate(testenv.Taxonomies(t), held); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, l := range tuning {
+		seen[l.ID] = true
+		seen[l.Subject] = true
+	}
+	for _, l := range held {
+		if seen[l.ID] || seen[l.Subject] || l.Body == "" || len(l.Content) == 0 || len(l.Interests) == 0 {
+			t.Errorf("held-out email repeats the tuning set or is incomplete: %+v", l)
+		}
+		seen[l.ID] = true
+	}
+}
+
 func TestScoreCountsTopOnePredictionsAndAbsentIntent(t *testing.T) {
 	tax := testenv.Taxonomies(t)
 	set := []eval.Labeled{

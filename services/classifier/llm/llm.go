@@ -46,6 +46,16 @@ type Config struct {
 	Taxonomies *taxonomy.Set
 	// Embedder ranks categories against emails for the shortlist.
 	Embedder core.Embedder
+	// FallbackEmbedder, when set, ranks while Embedder is not usable: Embedder
+	// (the embedder service over NATS) is then prepared in the background,
+	// used once its category vectors are ready, and left alone for a minute
+	// after any failure. Without it, Embedder must work in New.
+	FallbackEmbedder core.Embedder
+	// EmbedderStatus, when set, is told whenever the shortlist switches to the
+	// fallback (with the reason) or back to Embedder.
+	EmbedderStatus func(ctx context.Context, fallback bool, reason error)
+	// EmbedderRetry is how long Embedder is left alone after a failure (default 1 min).
+	EmbedderRetry time.Duration
 	// Sections classified per batch (default: all audience sections and content).
 	Sections []taxonomy.Section
 	// Shortlist is the number of candidates per section for large sections;
@@ -100,9 +110,13 @@ type Backend struct {
 	// ask for json_object instead.
 	jsonObject atomic.Bool
 	client     *openai.Client
-	sem        chan struct{}
+	slots      *slots
 	log        *slog.Logger
 	short      *shortlister
+	// calls lists the sections asked in each call of a batch: the audience
+	// sections small enough to be offered whole share one call, every
+	// shortlisted section has its own.
+	calls [][]taxonomy.Section
 }
 
 // New builds the backend and embeds the category paths for the shortlist.
@@ -138,11 +152,41 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.HTTPClient != nil {
 		oc.HTTPClient = cfg.HTTPClient
 	}
-	short, err := newShortlister(ctx, cfg.Embedder, cfg.Taxonomies, cfg.Sections, cfg.Shortlist)
+	short, err := newShortlister(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &Backend{cfg: cfg, client: openai.NewClientWithConfig(oc), sem: make(chan struct{}, cfg.Concurrency), log: cfg.Logger, short: short}, nil
+	return &Backend{cfg: cfg, client: openai.NewClientWithConfig(oc), slots: newSlots(cfg.Concurrency), log: cfg.Logger, short: short,
+		calls: planCalls(cfg.Sections, short)}, nil
+}
+
+// factSections are the audience sections about facts of the owner
+// (demographics, household, personal attributes, personal finance: 187
+// categories together). They are offered whole, in one call per batch.
+var factSections = map[taxonomy.Section]bool{
+	taxonomy.SectionDemographics: true, taxonomy.SectionHousehold: true,
+	taxonomy.SectionPersonalAttributes: true, taxonomy.SectionPersonalFinance: true,
+}
+
+// planCalls folds the fact sections into one call, so a batch costs five
+// calls instead of eight; the shortlisted sections (interests, purchase
+// intent, content) keep a call each. Answers are still validated exactly: an
+// id is accepted only from the candidates offered, and each classification
+// carries its category's own section.
+func planCalls(sections []taxonomy.Section, short *shortlister) [][]taxonomy.Section {
+	var folded []taxonomy.Section
+	var calls [][]taxonomy.Section
+	for _, s := range sections {
+		if factSections[s] && short.sections[s].whole {
+			folded = append(folded, s)
+			continue
+		}
+		calls = append(calls, []taxonomy.Section{s})
+	}
+	if len(folded) > 0 {
+		calls = append([][]taxonomy.Section{folded}, calls...)
+	}
+	return calls
 }
 
 // Name is "llm".
@@ -213,19 +257,23 @@ func (b *Backend) classifyBatch(ctx context.Context, batch []prepared) ([]core.C
 			return nil, err
 		}
 	}
-	shortlists, err := b.short.forBatch(ctx, batch)
+	shortlists, _, err := b.short.forBatch(ctx, batch)
 	if err != nil {
 		return nil, err
 	}
-	// One call per section, concurrently (bounded by the process semaphore).
-	results := make([][]judgeItem, len(b.cfg.Sections))
-	errs := make([]error, len(b.cfg.Sections))
+	// One call per planned call (bounded by the process's slots).
+	results := make([][]judgeItem, len(b.calls))
+	errs := make([]error, len(b.calls))
 	var wg sync.WaitGroup
-	for i, s := range b.cfg.Sections {
+	for i, call := range b.calls {
+		var cands []*taxonomy.Category
+		for _, s := range call {
+			cands = append(cands, shortlists[s]...)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = b.classifySection(ctx, s, shortlists[s], batch)
+			results[i], errs[i] = b.classifySections(ctx, call, cands, batch)
 		}()
 	}
 	wg.Wait()
@@ -249,9 +297,22 @@ func (b *Backend) taxFor(s taxonomy.Section) *taxonomy.Taxonomy {
 	return b.cfg.Taxonomies.Audience
 }
 
-func (b *Backend) classifySection(ctx context.Context, s taxonomy.Section, cands []*taxonomy.Category, batch []prepared) ([]judgeItem, error) {
+// classifySections asks one call for the sections of call (all of one
+// taxonomy) with their candidates cands.
+func (b *Backend) classifySections(ctx context.Context, call []taxonomy.Section, cands []*taxonomy.Category, batch []prepared) ([]judgeItem, error) {
 	if len(cands) == 0 {
 		return nil, nil
+	}
+	s := call[0]
+	name := string(s)
+	title := sectionTitle(s)
+	if len(call) > 1 {
+		name = fmt.Sprint(call)
+		names := make([]string, len(call))
+		for i, sec := range call {
+			names[i] = strings.ReplaceAll(string(sec), "_", " ")
+		}
+		title = strings.Join(names, ", ") + " of the mailbox owner (IAB Audience 1.1; each candidate's path starts with its section): only facts about the owner, never about senders or other people"
 	}
 	tax := b.taxFor(s)
 	allowed := make(map[string]*taxonomy.Category, len(cands))
@@ -259,24 +320,24 @@ func (b *Backend) classifySection(ctx context.Context, s taxonomy.Section, cands
 		allowed[c.ID] = c
 	}
 	msgs := []openai.ChatCompletionMessage{
-		{Role: openai.ChatMessageRoleSystem, Content: fmt.Sprintf(classifySystem, sectionTitle(s))},
-		{Role: openai.ChatMessageRoleUser, Content: classifyUser(cands, tax, batch)},
+		{Role: openai.ChatMessageRoleSystem, Content: fmt.Sprintf(classifySystem, title)},
+		{Role: openai.ChatMessageRoleUser, Content: classifyUser(cands, tax, batch, len(call) > 1)},
 	}
 	for attempt := 0; ; attempt++ {
-		content, err := b.complete(ctx, "classify", msgs, "classification", classifySchema)
+		content, err := b.complete(ctx, "classify", msgs, "classification", classifySchema, attempt > 0)
 		if err != nil {
-			return nil, fmt.Errorf("classify %s: %w", s, err)
+			return nil, fmt.Errorf("classify %s: %w", name, err)
 		}
-		items, problems := b.validate(content, s, tax, allowed, batch)
+		items, problems := b.validate(content, tax, allowed, batch)
 		if len(problems) == 0 {
 			return items, nil
 		}
 		if attempt == 1 {
 			if items == nil && isParseProblem(problems) {
-				return nil, fmt.Errorf("classify %s: %w: %s", s, ErrAnswer, strings.Join(problems, "; "))
+				return nil, fmt.Errorf("classify %s: %w: %s", name, ErrAnswer, strings.Join(problems, "; "))
 			}
 			// Keep what validated; the invalid parts are dropped and logged.
-			b.log.WarnContext(ctx, "llm answer still invalid after retry; invalid items dropped", "section", s, "problems", strings.Join(problems, "; "))
+			b.log.WarnContext(ctx, "llm answer still invalid after retry; invalid items dropped", "section", name, "problems", strings.Join(problems, "; "))
 			return items, nil
 		}
 		msgs = append(msgs,
@@ -290,10 +351,11 @@ func isParseProblem(p []string) bool {
 	return len(p) == 1 && strings.HasPrefix(p[0], "unparsable")
 }
 
-// validate checks an answer; items are the valid classifications, problems
-// the reasons to ask again. Email numbers outside the batch are dropped
-// silently: they cannot belong to any email of this batch.
-func (b *Backend) validate(content string, s taxonomy.Section, tax *taxonomy.Taxonomy, allowed map[string]*taxonomy.Category, batch []prepared) ([]judgeItem, []string) {
+// validate checks an answer; items are the valid classifications (each in its
+// category's own section), problems the reasons to ask again. Email numbers
+// outside the batch are dropped silently: they cannot belong to any email of
+// this batch.
+func (b *Backend) validate(content string, tax *taxonomy.Taxonomy, allowed map[string]*taxonomy.Category, batch []prepared) ([]judgeItem, []string) {
 	var ans classifyAnswer
 	if err := parseJSON(content, &ans); err != nil {
 		return nil, []string{"unparsable: " + err.Error()}
@@ -328,7 +390,7 @@ func (b *Backend) validate(content string, s taxonomy.Section, tax *taxonomy.Tax
 		items = append(items, judgeItem{
 			email: it.Email, path: cat.PathString(),
 			cls: core.Classification{
-				EmailID: e.ID, Taxonomy: tax.Kind, CategoryID: id, Section: s, Confidence: conf,
+				EmailID: e.ID, Taxonomy: tax.Kind, CategoryID: id, Section: cat.Section, Confidence: conf,
 				Evidence: clip(Redact(it.Evidence), 300), Backend: Name, Model: b.cfg.Model, PromptVersion: PromptVersion,
 			},
 		})
@@ -350,7 +412,7 @@ func (b *Backend) judge(ctx context.Context, items []judgeItem, batch []prepared
 	}
 	var verdicts map[int]string
 	for attempt := 0; ; attempt++ {
-		content, err := b.complete(ctx, "judge", msgs, "verdicts", judgeSchema)
+		content, err := b.complete(ctx, "judge", msgs, "verdicts", judgeSchema, true)
 		if err != nil {
 			return nil, fmt.Errorf("judge: %w", err)
 		}
@@ -418,8 +480,11 @@ func sectionTitle(s taxonomy.Section) string {
 }
 
 // complete makes one chat completion with retries, the process-wide
-// concurrency bound, a per-call timeout and token accounting.
-func (b *Backend) complete(ctx context.Context, op string, msgs []openai.ChatCompletionMessage, schemaName string, schema json.Marshaler) (string, error) {
+// concurrency bound, a per-call timeout and token accounting. Urgent calls
+// (a batch's judge and corrective retries: the work that finishes a batch
+// already started) take the next free slot before the first calls of later
+// batches.
+func (b *Backend) complete(ctx context.Context, op string, msgs []openai.ChatCompletionMessage, schemaName string, schema json.Marshaler, urgent bool) (string, error) {
 	var lastErr error
 	for attempt := 0; attempt <= b.cfg.MaxRetries; attempt++ {
 		req := openai.ChatCompletionRequest{Model: b.cfg.Model, Messages: msgs, Temperature: 0}
@@ -442,15 +507,13 @@ func (b *Backend) complete(ctx context.Context, op string, msgs []openai.ChatCom
 			case <-t.C:
 			}
 		}
-		select {
-		case b.sem <- struct{}{}:
-		case <-ctx.Done():
-			return "", ctx.Err()
+		if err := b.slots.acquire(ctx, urgent); err != nil {
+			return "", err
 		}
 		cctx, cancel := context.WithTimeout(ctx, b.cfg.CallTimeout)
 		resp, err := b.client.CreateChatCompletion(cctx, req)
 		cancel()
-		<-b.sem
+		b.slots.release()
 		if err == nil {
 			if b.cfg.Budget != nil {
 				u := Usage{Prompt: resp.Usage.PromptTokens, Completion: resp.Usage.CompletionTokens}
@@ -524,5 +587,10 @@ func (b *Backend) Shortlist(ctx context.Context, emails []core.Email) (map[taxon
 	for i, e := range emails {
 		prep[i] = prepare(e, b.cfg.ExcerptChars)
 	}
-	return b.short.forBatch(ctx, prep)
+	sl, _, err := b.short.forBatch(ctx, prep)
+	return sl, err
 }
+
+// ShortlistModel is the id of the embedding model the next batch's shortlist
+// is ranked with: Embedder's once ready, else FallbackEmbedder's.
+func (b *Backend) ShortlistModel() string { return b.short.model() }

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -65,15 +66,17 @@ func contentAnswer(items ...string) string {
 	return `{"items":[` + strings.Join(items, ",") + `]}`
 }
 
-func TestBatchMakesOneCallPerSectionPlusOneJudge(t *testing.T) {
+func TestBatchMakesFiveCallsFoldingTheSmallAudienceSections(t *testing.T) {
 	f := newFixture(t, &fakeoai.Server{}, func(c *llm.Config) { c.Sections = nil })
 	cls, err := f.b.Classify(context.Background(), emails(t, 30))
 	if err != nil {
 		t.Fatal(err)
 	}
 	calls := f.fake.Calls()
-	if want := len(taxonomy.AudienceSections) + 1 + 1; len(calls) != want {
-		t.Errorf("calls = %d, want %d (one per section + one judge) for 30 emails", len(calls), want)
+	// demographics + household + personal attributes + personal finance in
+	// one call; interests, purchase intent, content; one judge.
+	if want := 5; len(calls) != want {
+		t.Errorf("calls = %d, want %d (folded small sections, three shortlisted sections, one judge) for 30 emails", len(calls), want)
 	}
 	if len(cls) == 0 {
 		t.Fatal("no classifications")
@@ -426,5 +429,116 @@ func TestPromptMarkersMatchTheFake(t *testing.T) {
 	// fakeoai mirrors these markers; a change here must change the fake too.
 	if llm.MarkCandidates != "CANDIDATES (id<TAB>category):" || llm.MarkItems != "ITEMS:" {
 		t.Error("prompt markers changed: update fakeoai")
+	}
+}
+
+func TestFoldedFactSectionsAreValidatedPerSection(t *testing.T) {
+	tax := testenv.Taxonomies(t)
+	household := tax.Audience.InSection(taxonomy.SectionHousehold)[0]
+	demographic := tax.Audience.InSection(taxonomy.SectionDemographics)[0]
+	interest := tax.Audience.InSection(taxonomy.SectionInterests)[0]
+	item := func(id string) string {
+		return fmt.Sprintf(`{"email":1,"category_id":%q,"confidence":0.9,"evidence":"x"}`, id)
+	}
+	fake := &fakeoai.Server{Script: func(_ int, req openai.ChatCompletionRequest) (fakeoai.Reply, bool) {
+		if !strings.Contains(req.Messages[0].Content, "household") {
+			return fakeoai.Reply{}, false // the judge
+		}
+		if len(req.Messages) == 2 { // first answer: one id from outside the fact sections
+			return fakeoai.Reply{Content: contentAnswer(item(household.ID), item(demographic.ID), item(interest.ID))}, true
+		}
+		return fakeoai.Reply{Content: contentAnswer(item(household.ID), item(demographic.ID))}, true
+	}}
+	f := newFixture(t, fake, func(c *llm.Config) {
+		c.Sections = []taxonomy.Section{taxonomy.SectionDemographics, taxonomy.SectionHousehold, taxonomy.SectionPersonalAttributes, taxonomy.SectionPersonalFinance}
+	})
+	cls, err := f.b.Classify(context.Background(), emails(t, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := fake.Calls()
+	if len(calls) != 3 {
+		t.Fatalf("calls = %d, want 3 (one folded call, its corrective retry, judge)", len(calls))
+	}
+	if retry := calls[1].Messages[len(calls[1].Messages)-1].Content; !strings.Contains(retry, fmt.Sprintf("%q is not in the candidate list", interest.ID)) {
+		t.Errorf("an interest id in the folded call was not sent back: %q", retry)
+	}
+	got := map[string]taxonomy.Section{}
+	for _, c := range cls {
+		got[c.CategoryID] = c.Section
+	}
+	want := map[string]taxonomy.Section{household.ID: taxonomy.SectionHousehold, demographic.ID: taxonomy.SectionDemographics}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("classifications by section = %v, want %v", got, want)
+	}
+}
+
+// switchable is an embedder whose calls fail while down; it counts calls.
+type switchable struct {
+	testenv.HashEmbedder
+	down  atomic.Bool
+	calls atomic.Int64
+}
+
+func (s *switchable) Embed(ctx context.Context, texts []string) ([][]float32, error) {
+	s.calls.Add(1)
+	if s.down.Load() {
+		return nil, errors.New("embedder unavailable: no responders")
+	}
+	return s.HashEmbedder.Embed(ctx, texts)
+}
+
+func (s *switchable) ModelID() string { return "primary-model" }
+
+func TestShortlistFallsBackToWordVectorsWhileTheEmbedderIsDownAndReturns(t *testing.T) {
+	primary := &switchable{}
+	primary.down.Store(true)
+	type change struct {
+		fallback bool
+		reason   error
+	}
+	changes := make(chan change, 8)
+	f := newFixture(t, &fakeoai.Server{}, func(c *llm.Config) {
+		c.Embedder, c.FallbackEmbedder = primary, testenv.HashEmbedder{}
+		c.EmbedderRetry = 50 * time.Millisecond
+		c.EmbedderStatus = func(_ context.Context, fallback bool, reason error) { changes <- change{fallback, reason} }
+	})
+	in := emails(t, 5)
+	if _, err := f.b.Classify(context.Background(), in); err != nil {
+		t.Fatalf("classify with the embedder down: %v", err)
+	}
+	select {
+	case c := <-changes:
+		if !c.fallback || c.reason == nil || !strings.Contains(c.reason.Error(), "unavailable") {
+			t.Fatalf("first status change = %+v, want fallback with the reason", c)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the fallback was never reported")
+	}
+	primary.down.Store(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for recovered := false; !recovered; {
+		if time.Now().After(deadline) {
+			t.Fatal("the shortlist never returned to the embedder")
+		}
+		time.Sleep(60 * time.Millisecond)
+		if _, err := f.b.Classify(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case c := <-changes:
+			if c.fallback {
+				t.Fatalf("status change = %+v, want the return to the embedder", c)
+			}
+			recovered = true
+		default:
+		}
+	}
+	before := primary.calls.Load()
+	if _, err := f.b.Classify(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if primary.calls.Load() == before {
+		t.Error("after recovery the batch's emails were not embedded by the embedder")
 	}
 }

@@ -11,7 +11,7 @@ import (
 )
 
 // PromptVersion versions the prompts and schemas; stored with every classification.
-const PromptVersion = "llm-v1"
+const PromptVersion = "llm-v2"
 
 // Markers delimit the machine-readable parts of the prompts. The fake server
 // reads them too, so changing them is a wire change.
@@ -54,12 +54,15 @@ type prepared struct {
 
 func (p prepared) tokens() int { return (len(p.from)+len(p.subject)+len(p.excerpt))/4 + 12 }
 
-func classifyUser(cands []*taxonomy.Category, tax *taxonomy.Taxonomy, batch []prepared) string {
+// classifyUser lists the candidates and the emails; fullPaths keeps the
+// audience root ("Demographic", "Household Data", …) in each path, so a call
+// covering several sections shows which one each candidate belongs to.
+func classifyUser(cands []*taxonomy.Category, tax *taxonomy.Taxonomy, batch []prepared, fullPaths bool) string {
 	var b strings.Builder
 	b.WriteString(MarkCandidates + "\n")
 	for _, c := range cands {
 		path := c.Path
-		if tax.Kind == taxonomy.Audience && len(path) > 1 {
+		if tax.Kind == taxonomy.Audience && len(path) > 1 && !fullPaths {
 			path = path[1:]
 		}
 		fmt.Fprintf(&b, "%s\t%s\n", c.ID, strings.Join(path, " > "))

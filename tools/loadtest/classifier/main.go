@@ -50,11 +50,11 @@ type opts struct {
 func main() {
 	worker := flag.Bool("worker", false, "run one classifier process (used by the driver)")
 	procs := flag.String("procs", "1,2,4", "process counts to run")
-	emails := flag.Int("emails", 800, "emails per throughput run")
+	emails := flag.Int("emails", 2400, "emails per throughput run (a backfill is thousands of emails: long enough that the ramp-up and the last partial batches do not dominate)")
 	quick := flag.Int("quick", 100, "emails for the latency run with the largest process count (0 = skip)")
 	latency := flag.Duration("latency", 2*time.Second, "fake LLM latency per call")
 	batch := flag.Int("batch", 25, "emails per batch (OWNYOU_CLASSIFIER_BATCH_SIZE)")
-	conc := flag.Int("concurrency", 50, "messages in flight per process")
+	conc := flag.Int("concurrency", 75, "messages in flight per process (3 batches of 25: one being judged while the next two fill the LLM slots)")
 	llmConc := flag.Int("llm-concurrency", 4, "LLM calls in flight per process")
 	batchWait := flag.Duration("batch-wait", 1500*time.Millisecond, "longest wait for a batch to fill (OWNYOU_CLASSIFIER_BATCH_WAIT)")
 	flag.Parse()
@@ -244,6 +244,9 @@ func drive(ctx context.Context, log *slog.Logger, o opts) error {
 		el, calls, err := run(n, o.emails)
 		if err != nil {
 			return err
+		}
+		if calls == 0 {
+			return fmt.Errorf("%d processes made no LLM calls: the workers ran degraded (word vectors missing? set OWNYOU_WORDVEC_PATH); nothing was measured", n)
 		}
 		rate := float64(o.emails) / el.Seconds()
 		ideal := time.Duration(calls) * o.latency / time.Duration(n*o.llmConcurrency)

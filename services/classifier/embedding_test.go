@@ -1,0 +1,228 @@
+package classifier
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ownyou/home/pkg/app"
+	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/embed"
+	"github.com/ownyou/home/pkg/embedclient"
+	"github.com/ownyou/home/pkg/models"
+	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/pkg/testkit"
+	"github.com/ownyou/home/services/classifier/eval"
+	"github.com/ownyou/home/services/classifier/fakeoai"
+	"github.com/ownyou/home/services/classifier/internal/testenv"
+	"github.com/ownyou/home/services/embedder"
+)
+
+var (
+	graphOnce sync.Once
+	graphPath string
+	graphErr  error
+)
+
+// startEmbedder runs the real embedder service on the generated tiny BERT
+// graph (the MiniLM weights are not available here) and returns its model id.
+func startEmbedder(t *testing.T, db *store.DB, b *bus.Bus) string {
+	t.Helper()
+	graphOnce.Do(func() {
+		var g []byte
+		if g, graphErr = embed.GenerateGraph(embed.TinyGraph()); graphErr != nil {
+			return
+		}
+		graphPath = filepath.Join(os.TempDir(), "classifier-test-tiny.onnx")
+		graphErr = os.WriteFile(graphPath, g, 0o644)
+	})
+	if graphErr != nil {
+		t.Fatal(graphErr)
+	}
+	cfg := embedder.Config{
+		Common: app.Common{DataDir: t.TempDir()},
+		Model:  graphPath, Vocab: filepath.Join(testkit.SharedDir(t), "models", "all-MiniLM-L6-v2", "vocab.txt"), ORTLib: models.ORTLib(),
+		Threads: 2, InterThreads: 1, MaxTokens: 32, Overlap: 4, MaxChunks: 4, MaxBatch: 16, BatchWait: 2 * time.Millisecond,
+		Queue: 256, Concurrency: 8, Requests: 8, MaxTexts: 64,
+	}
+	svc, err := embedder.New(cfg, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("embedder Run: %v", err)
+		}
+	})
+	c := embedclient.New(b.Conn(), time.Second)
+	var model string
+	testkit.Eventually(t, 20*time.Second, func() bool {
+		m, _, err := c.Info(context.Background())
+		model = m
+		return err == nil
+	}, "embedder never answered")
+	return model
+}
+
+// startWithEmbedderOption runs a classifier that asks the embedder service,
+// on db and b.
+func startWithEmbedderOption(t *testing.T, db *store.DB, b *bus.Bus, fake *fakeoai.Server) *Service {
+	t.Helper()
+	if os.Getenv("OWNYOU_WORDVEC_PATH") == "" {
+		testenv.WordVec(t)
+	}
+	cfg := Config{
+		TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_DIR"),
+		Concurrency: 16, BatchSize: 10, BatchWait: 100 * time.Millisecond, LLMConcurrency: 4, LLMTimeout: 5 * time.Second,
+		UseEmbedder: true, EmbedTimeout: 5 * time.Second, EmbedRetry: 200 * time.Millisecond,
+	}
+	if cfg.ModelCache == "" {
+		cfg.ModelCache = t.TempDir()
+	}
+	if fake != nil {
+		srv := httptest.NewServer(fake)
+		t.Cleanup(srv.Close)
+		cfg.LLMBaseURL, cfg.LLMModel = srv.URL+"/v1", "fake-model"
+	}
+	cfg.DataDir = t.TempDir()
+	svc, err := New(cfg, app.Deps{Common: cfg.Common, DB: db, Bus: b, Log: testkit.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return svc
+}
+
+func insertLabeled(t *testing.T, db *store.DB, prefix string, from, n int) []string {
+	t.Helper()
+	set, err := eval.Set()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := from; i < from+n; i++ {
+		l := set[i%len(set)]
+		id := fmt.Sprintf("%s-%03d", prefix, i)
+		if _, err := db.Pool.Exec(context.Background(), `
+			INSERT INTO emails (id, message_id, content_hash, subject, from_addr, body_text, sort_at) VALUES ($1, $1, $1, $2, $3, $4, $5)`,
+			id, l.Subject, l.From, l.Body, time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC)); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func statusMessage(t *testing.T, db *store.DB) string {
+	var msg string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT message FROM classifier_status WHERE id = 'classifier'`).Scan(&msg); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
+func classifiedCount(t *testing.T, db *store.DB, ids []string) int {
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM email_stages WHERE stage = 'classifier' AND status = 'done' AND email_id = ANY($1)`, ids).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Without the embedder service mail is classified on word vectors and the
+// status says so; once the embedder answers, the shortlist and the local
+// classifier move to its model, reuse its stored chunk vectors, and the
+// message goes away.
+func TestEmbedderOverNATSIsUsedWhenItAnswersAndWordVectorsStandInUntilThen(t *testing.T) {
+	for _, withLLM := range []bool{false, true} {
+		name := "local classifier"
+		if withLLM {
+			name = "LLM shortlist"
+		}
+		t.Run(name, func(t *testing.T) {
+			db := testkit.DB(t)
+			b := testkit.NATS(t, db)
+			var fake *fakeoai.Server
+			if withLLM {
+				fake = &fakeoai.Server{}
+			}
+			svc := startWithEmbedderOption(t, db, b, fake)
+
+			// 1. No embedder service: classified on word vectors, and said so.
+			first := insertLabeled(t, db, "early", 0, 5)
+			for _, id := range first {
+				if err := bus.Publish(context.Background(), b, bus.EmailsEmbedded, "embedded:"+id, bus.EmailEmbedded{EmailID: id}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testkit.Eventually(t, 60*time.Second, func() bool { return classifiedCount(t, db, first) == len(first) }, "mail not classified without the embedder")
+			testkit.Eventually(t, 30*time.Second, func() bool {
+				return strings.HasPrefix(statusMessage(t, db), embedderMessagePrefix) && strings.Contains(statusMessage(t, db), name)
+			}, "the fallback to word vectors is not in classifier_status.message")
+			if withLLM && svc.llm.ShortlistModel() != svc.emb.ModelID() {
+				t.Errorf("shortlist model without the embedder = %q, want the word vectors %q", svc.llm.ShortlistModel(), svc.emb.ModelID())
+			}
+
+			// 2. The embedder service starts: new mail goes ingest → embedder →
+			// classifier, and the classifier moves to the embedder's model.
+			model := startEmbedder(t, db, b)
+			testkit.Eventually(t, 120*time.Second, func() bool {
+				probe := insertLabeled(t, db, fmt.Sprintf("probe%d", time.Now().UnixNano()), 5, 1)
+				if err := bus.Publish(context.Background(), b, bus.EmailsIngested, probe[0], bus.EmailIngested{EmailID: probe[0]}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(300 * time.Millisecond)
+				if withLLM {
+					return svc.llm.ShortlistModel() == model
+				}
+				sl := svc.local.(*switchingLocal)
+				sl.mu.Lock()
+				defer sl.mu.Unlock()
+				return sl.ready != nil && sl.model == model
+			}, "the classifier never moved to the embedder's model")
+			testkit.Eventually(t, 30*time.Second, func() bool { return statusMessage(t, db) == "" }, "the fallback message stayed after the embedder answered")
+
+			later := insertLabeled(t, db, "late", 10, 5)
+			for _, id := range later {
+				if err := bus.Publish(context.Background(), b, bus.EmailsIngested, id, bus.EmailIngested{EmailID: id}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			testkit.Eventually(t, 60*time.Second, func() bool { return classifiedCount(t, db, later) == len(later) }, "mail not classified through the embedder")
+			var stored int
+			if err := db.Pool.QueryRow(context.Background(), `SELECT count(DISTINCT email_id) FROM embeddings WHERE model = $1 AND email_id = ANY($2)`, model, later).Scan(&stored); err != nil {
+				t.Fatal(err)
+			}
+			if stored != len(later) {
+				t.Errorf("%d of %d emails have chunk vectors of %q", stored, len(later), model)
+			}
+			if !withLLM {
+				var n int
+				if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM classifications WHERE email_id = ANY($1) AND model <> $2`, later, model).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if n > 0 {
+					t.Errorf("%d classifications of mail embedded by %q were made with another model", n, model)
+				}
+			}
+		})
+	}
+}
