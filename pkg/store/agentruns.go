@@ -25,6 +25,7 @@ type AgentRun struct {
 	Cards     int             `json:"cards"`
 	CardIDs   []string        `json:"card_ids"`
 	Rejected  []string        `json:"rejected"`
+	Notes     []string        `json:"notes"`
 	Limits    json.RawMessage `json:"limits"`
 }
 
@@ -34,13 +35,13 @@ func (db *DB) SaveAgentRun(ctx context.Context, r AgentRun) error {
 		r.Limits = json.RawMessage(`{}`)
 	}
 	_, err := db.Pool.Exec(ctx, `
-		INSERT INTO agent_runs (id, agent, trigger, subject, started_at, ended_at, outcome, error, tool_calls, llm_calls, cards, card_ids, rejected, limits)
-		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+		INSERT INTO agent_runs (id, agent, trigger, subject, started_at, ended_at, outcome, error, tool_calls, llm_calls, cards, card_ids, rejected, notes, limits)
+		VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)
 		ON CONFLICT (id) DO UPDATE SET ended_at = EXCLUDED.ended_at, outcome = EXCLUDED.outcome, error = EXCLUDED.error,
 			tool_calls = EXCLUDED.tool_calls, llm_calls = EXCLUDED.llm_calls, cards = EXCLUDED.cards,
-			card_ids = EXCLUDED.card_ids, rejected = EXCLUDED.rejected`,
+			card_ids = EXCLUDED.card_ids, rejected = EXCLUDED.rejected, notes = EXCLUDED.notes`,
 		r.ID, r.Agent, r.Trigger, r.Subject, r.StartedAt, r.EndedAt, r.Outcome, r.Error, r.ToolCalls, r.LLMCalls, r.Cards,
-		nonNil(r.CardIDs), nonNil(r.Rejected), r.Limits)
+		nonNil(r.CardIDs), nonNil(r.Rejected), nonNil(r.Notes), r.Limits)
 	if err != nil {
 		return fmt.Errorf("save agent run: %w", err)
 	}
@@ -58,12 +59,12 @@ func (db *DB) LastOKAgentRun(ctx context.Context, agent, subject string) (time.T
 	return deref(t), nil
 }
 
-const runCols = `id, agent, trigger, subject, started_at, ended_at, outcome, error, tool_calls, llm_calls, cards, card_ids, rejected, limits`
+const runCols = `id, agent, trigger, subject, started_at, ended_at, outcome, error, tool_calls, llm_calls, cards, card_ids, rejected, notes, limits`
 
 func scanRun(row pgx.Row) (AgentRun, error) {
 	var r AgentRun
 	err := row.Scan(&r.ID, &r.Agent, &r.Trigger, &r.Subject, &r.StartedAt, &r.EndedAt, &r.Outcome, &r.Error, &r.ToolCalls, &r.LLMCalls,
-		&r.Cards, &r.CardIDs, &r.Rejected, &r.Limits)
+		&r.Cards, &r.CardIDs, &r.Rejected, &r.Notes, &r.Limits)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, ErrNotFound
 	}

@@ -509,19 +509,10 @@ func (r runStore) SaveRun(ctx context.Context, run sched.Run) error {
 	if !run.End.IsZero() {
 		end = &run.End
 	}
-	if err := r.db.SaveAgentRun(ctx, store.AgentRun{ID: run.ID, Agent: run.Agent, Trigger: string(run.Trigger), Subject: run.Subject,
+	return r.db.SaveAgentRun(ctx, store.AgentRun{ID: run.ID, Agent: run.Agent, Trigger: string(run.Trigger), Subject: run.Subject,
 		StartedAt: run.Start, EndedAt: end, Outcome: string(run.Outcome), Error: run.Error, ToolCalls: run.Usage.ToolCalls,
-		LLMCalls: run.Usage.LLMCalls, Cards: run.Usage.Cards, CardIDs: run.CardIDs, Rejected: run.Rejected, Limits: lim}); err != nil {
-		return err
-	}
-	if len(run.Notes) == 0 {
-		return nil
-	}
-	// the run's notes (migration 00411) are not part of store.AgentRun yet
-	if _, err := r.db.Pool.Exec(ctx, `UPDATE agent_runs SET notes = $2 WHERE id = $1`, run.ID, run.Notes); err != nil {
-		return fmt.Errorf("save run notes: %w", err)
-	}
-	return nil
+		LLMCalls: run.Usage.LLMCalls, Cards: run.Usage.Cards, CardIDs: run.CardIDs, Rejected: run.Rejected, Notes: run.Notes,
+		Limits: lim})
 }
 
 func (r runStore) LastOK(ctx context.Context, agentName, subject string) (time.Time, error) {
