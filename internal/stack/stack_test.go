@@ -48,6 +48,10 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	cfg.Embedder.Model, cfg.Embedder.ORTLib = graph, models.ORTLib()
 	cfg.Embedder.Vocab = filepath.Join(testkit.SharedDir(t), "models", "all-MiniLM-L6-v2", "vocab.txt")
 	cfg.Gateway.AdminToken = testToken
+	// One import is one burst: the agents look at the mailbox a few seconds
+	// after its last email is classified rather than after the default 30s.
+	cfg.Agents.Debounce = 5 * time.Second
+	cfg.Ops.HeartbeatInterval = time.Second
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -61,6 +65,7 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 		}
 		return s, err
 	}}
+	builders = append(builders, stack.OpsBuilder(cfg)) // worker heartbeats for the pipeline view, as cmd/ownyou runs them
 	go func() { done <- app.Run(ctx, "test", common, testkit.Logger(t), builders...) }()
 	t.Cleanup(func() {
 		cancel()
