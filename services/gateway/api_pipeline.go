@@ -162,8 +162,13 @@ func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, pause bool) {
 
 // reprocessStage answers POST /api/v1/pipeline/{stage}/reprocess?mode=missing|all:
 // it re-publishes the stage's input message for every email the stage has not
-// finished (missing, the default) or for every email (all). Handlers are
-// idempotent, so reprocessing is always safe.
+// finished (missing, the default) or for every email (all). A stage treats a
+// message for an email it has marked done as a redelivery and skips the work,
+// so "all" first clears the stage's marks of each batch: the stage then runs
+// again for real, and counts the emails as it finishes them. Handlers are
+// idempotent (they replace what they store), so reprocessing is always safe;
+// an email whose re-publish fails stays unmarked for "missing" and the
+// reconcile job.
 func (s *Server) reprocessStage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	stage := r.PathValue("stage")
@@ -203,6 +208,12 @@ func (s *Server) reprocessStage(w http.ResponseWriter, r *http.Request) {
 		if err := rows.Err(); err != nil {
 			s.fail(w, r, fmt.Errorf("reprocess %s: %w", stage, err))
 			return
+		}
+		if mode == "all" && len(ids) > 0 {
+			if _, err := s.db.Pool.Exec(ctx, `DELETE FROM email_stages WHERE stage = $1 AND email_id = ANY($2)`, stage, ids); err != nil {
+				s.fail(w, r, fmt.Errorf("reprocess %s: clear stage marks: %w", stage, err))
+				return
+			}
 		}
 		for _, id := range ids {
 			if err := s.resendInput(ctx, stage, id, nonce); err != nil {
