@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -54,25 +55,10 @@ func (s *Server) listMissions(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	cards, err := s.db.Missions(r.Context(), f)
+	ranked, err := s.feed.get(r.Context(), f, func(ctx context.Context) ([]mission.Ranked, error) { return s.rankFeed(ctx, f) })
 	if err != nil {
 		s.fail(w, r, err)
 		return
-	}
-	fb, err := s.db.Feedback(r.Context(), "")
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	now := time.Now()
-	var ranked []mission.Ranked
-	if len(f.Statuses) > 0 { // an explicit status filter lists closed and snoozed cards too, still ranked
-		ranked = mission.Rank(reopen(cards), mission.Learn(fb), nil, now)
-		for i := range ranked {
-			ranked[i].Card = byID(cards, ranked[i].Card.ID)
-		}
-	} else {
-		ranked = mission.Rank(cards, mission.Learn(fb), nil, now)
 	}
 	if len(ranked) > limit {
 		ranked = ranked[:limit]
@@ -86,10 +72,37 @@ func (s *Server) listMissions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.Count = len(resp.Missions)
-	if err := s.db.MarkPresented(r.Context(), fresh); err != nil {
-		s.log.WarnContext(r.Context(), "mark presented", "err", err)
+	if len(fresh) > 0 {
+		if err := s.db.MarkPresented(r.Context(), fresh); err != nil {
+			s.log.WarnContext(r.Context(), "mark presented", "err", err)
+		} else {
+			s.feed.invalidate() // the cached cards still say created
+		}
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// rankFeed reads the cards matching f and ranks them with the preferences
+// learnt from all feedback.
+func (s *Server) rankFeed(ctx context.Context, f store.MissionFilter) ([]mission.Ranked, error) {
+	cards, err := s.db.Missions(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	fb, err := s.db.Feedback(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if len(f.Statuses) == 0 {
+		return mission.Rank(cards, mission.Learn(fb), nil, now), nil
+	}
+	// an explicit status filter lists closed and snoozed cards too, still ranked
+	ranked := mission.Rank(reopen(cards), mission.Learn(fb), nil, now)
+	for i := range ranked {
+		ranked[i].Card = byID(cards, ranked[i].Card.ID)
+	}
+	return ranked, nil
 }
 
 // reopen returns copies that Rank treats as visible, for explicit status listings.
@@ -167,6 +180,9 @@ func (s *Server) applyFeedback(w http.ResponseWriter, r *http.Request, f mission
 		return
 	}
 	c, err := s.db.RecordFeedback(r.Context(), f)
+	if err == nil {
+		s.feed.invalidate() // before answering: the client's next feed read shows its change
+	}
 	switch {
 	case errors.Is(err, mission.ErrBadTransition):
 		writeError(w, r, http.StatusConflict, "bad_transition", err.Error())
