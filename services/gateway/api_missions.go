@@ -55,11 +55,16 @@ func (s *Server) listMissions(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	ranked, err := s.feed.get(r.Context(), f, func(ctx context.Context) ([]mission.Ranked, error) { return s.rankFeed(ctx, f) })
+	e, err := s.feed.get(r.Context(), feedKey(f), func(ctx context.Context) ([]mission.Ranked, error) { return s.rankFeed(ctx, f) })
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	if b, ok := s.feed.body(e, limit); ok {
+		writeJSONBytes(w, b)
+		return
+	}
+	ranked := e.ranked
 	if len(ranked) > limit {
 		ranked = ranked[:limit]
 	}
@@ -72,14 +77,19 @@ func (s *Server) listMissions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.Count = len(resp.Missions)
-	if len(fresh) > 0 {
-		if err := s.db.MarkPresented(r.Context(), fresh); err != nil {
-			s.log.WarnContext(r.Context(), "mark presented", "err", err)
-		} else {
-			s.feed.invalidate() // the cached cards still say created
-		}
+	b, err := json.Marshal(resp)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("encode feed: %w", err))
+		return
 	}
-	writeJSON(w, http.StatusOK, resp)
+	if len(fresh) == 0 {
+		s.feed.setBody(e, limit, b) // nothing to mark: the same answer serves every reader
+	} else if err := s.db.MarkPresented(r.Context(), fresh); err != nil {
+		s.log.WarnContext(r.Context(), "mark presented", "err", err)
+	} else {
+		s.feed.invalidate() // the cached cards still say created
+	}
+	writeJSONBytes(w, b)
 }
 
 // rankFeed reads the cards matching f and ranks them with the preferences
