@@ -71,7 +71,7 @@ func artifactsDir(t *testing.T) string {
 // and every other screen, saving a screenshot of each.
 func TestBrowserUI(t *testing.T) {
 	bin := chromium(t)
-	baseURL, _ := startStack(t)
+	baseURL, db := startStack(t)
 	shots := artifactsDir(t)
 	t.Logf("screenshots in %s", shots)
 
@@ -173,6 +173,20 @@ func TestBrowserUI(t *testing.T) {
 		waitJS(`document.querySelectorAll('.stage .worker .beat').length >= 4 && !document.querySelector('.stage.stalled')`),
 		shot("04b-pipeline-workers"),
 	)
+	// A source whose sync stopped reporting (silent past OWNYOU_STALL_AFTER,
+	// not yet failed by ingest) is flagged live, and the flag clears with it.
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO sources (id, kind, account, status, heartbeat_at)
+		VALUES ('stuck', 'imap', 'stuck@home.example', 'syncing', now() - interval '3 minutes')`); err != nil {
+		t.Fatal(err)
+	}
+	step("a stalled source is flagged",
+		waitJS(`!!document.querySelector('.stalled-source[data-source=stuck]') && !!document.querySelector('.stage[data-stage=ingest].stalled .stall-reason')`),
+		shot("04c-pipeline-stalled-source"),
+	)
+	if _, err := db.Pool.Exec(context.Background(), `DELETE FROM sources WHERE id = 'stuck'`); err != nil {
+		t.Fatal(err)
+	}
+	step("the stall flag clears", waitJS(`!document.querySelector('.stalled-source') && !document.querySelector('.stage.stalled')`))
 
 	// The agents look at the mailbox once the import's burst is over; wait
 	// (through the API) for the cards the bookings make.
