@@ -7,10 +7,11 @@
 //	BENCH gateway_<endpoint>_p50 <value> ms
 //
 // No embedder runs and no vectors are seeded, so search answers from full
-// text only (the hybrid search's fallback). Each endpoint is first warmed up with two requests per client (not
-// measured). An endpoint this build does not have (404 "no such endpoint") is
-// reported as skipped on stderr. Each endpoint is bounded by a request count
-// and a time limit. -emails and -missions shrink the seed for a quick check.
+// text only (the hybrid search's fallback). Each endpoint is first warmed up
+// with two requests per client (not measured). An endpoint this build does
+// not have (404 "no such endpoint") is reported as skipped on stderr. Each
+// endpoint is bounded by a request count and a time limit. -emails and
+// -missions shrink the seed for a quick check.
 package main
 
 import (
