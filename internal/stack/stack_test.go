@@ -9,9 +9,12 @@ import (
 	"mime/multipart"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/ownyou/home/internal/stack"
 	"github.com/ownyou/home/internal/testmail"
@@ -37,6 +40,7 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	common.DataDir = t.TempDir()
 	common.AdminAddr = ""
 	common.DB.URL = testkit.DatabaseURL(t)
+	dbURL := common.DB.URL
 	common.Bus = testkit.BusConfig(testkit.NATSURL(t))
 	cfg.SetCommon(common)
 	cfg.Gateway.HTTPAddr = "127.0.0.1:0"
@@ -48,6 +52,10 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	cfg.Embedder.Model, cfg.Embedder.ORTLib = graph, models.ORTLib()
 	cfg.Embedder.Vocab = filepath.Join(testkit.SharedDir(t), "models", "all-MiniLM-L6-v2", "vocab.txt")
 	cfg.Gateway.AdminToken = testToken
+	// One import is one burst: the agents look at the mailbox a few seconds
+	// after its last email is classified rather than after the default 30s.
+	cfg.Agents.Debounce = 5 * time.Second
+	cfg.Ops.HeartbeatInterval = time.Second
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -61,6 +69,7 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 		}
 		return s, err
 	}}
+	builders = append(builders, stack.OpsBuilder(cfg)) // worker heartbeats for the pipeline view, as cmd/ownyou runs them
 	go func() { done <- app.Run(ctx, "test", common, testkit.Logger(t), builders...) }()
 	t.Cleanup(func() {
 		cancel()
@@ -82,7 +91,12 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	case <-time.After(2 * time.Minute): // the classifier indexes the taxonomy at start
 		t.Fatal("stack did not start within 2m")
 	}
-	db = testkit.DB(t)
+	// the stack's own database, for tests that look behind the API
+	db, err = store.Open(context.Background(), store.Config{URL: dbURL, MaxConns: 4}, testkit.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
 	return baseURL, db
 }
 
@@ -344,4 +358,181 @@ func TestImportedMailIsSearchable(t *testing.T) {
 	if len(res.Hits) != 5 {
 		t.Fatalf("semantic search: %+v", res)
 	}
+}
+
+// importAndWait uploads msgs as an mbox and waits until every stage has
+// processed all of them.
+func importAndWait(t *testing.T, baseURL string, msgs []testmail.Message) {
+	t.Helper()
+	var mbox bytes.Buffer
+	if err := testmail.WriteMbox(&mbox, msgs); err != nil {
+		t.Fatal(err)
+	}
+	upload(t, baseURL, "inbox.mbox", mbox.Bytes())
+	var p pipeline
+	testkit.Eventually(t, 90*time.Second, func() bool {
+		getJSON(t, baseURL+"/api/v1/pipeline", &p)
+		for _, s := range p.Stages {
+			if s.Processed != int64(len(msgs)) || s.Total != int64(len(msgs)) {
+				return false
+			}
+		}
+		return len(p.Stages) == 4
+	}, "pipeline never reached %d everywhere: %+v", len(msgs), p)
+}
+
+// reprocess calls POST /api/v1/pipeline/{stage}/reprocess and returns how
+// many emails it queued.
+func reprocess(t *testing.T, baseURL, stage, mode string) int {
+	t.Helper()
+	resp, err := post(baseURL+"/api/v1/pipeline/"+stage+"/reprocess?mode="+mode, "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Queued int `json:"queued"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("reprocess %s %s: status %d, %v", stage, mode, resp.StatusCode, err)
+	}
+	return out.Queued
+}
+
+// classifierState is what the classifier stage left in the database.
+type classifierState struct {
+	Rows     int            // classification rows
+	Dupes    int            // (email, taxonomy, category) pairs stored more than once
+	PerEmail map[string]int // classification rows per email
+	Attempts map[string]int // classifier stage runs per email since its mark was last cleared
+	Missions []string       // mission card ids
+}
+
+func readClassifierState(t *testing.T, db *store.DB) classifierState {
+	t.Helper()
+	ctx := context.Background()
+	st := classifierState{PerEmail: map[string]int{}, Attempts: map[string]int{}}
+	q := func(sql string, scan func(pgx.Rows) error) {
+		rows, err := db.Pool.Query(ctx, sql)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := scan(rows); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q(`SELECT email_id, count(*) FROM classifications GROUP BY email_id`, func(r pgx.Rows) error {
+		var id string
+		var n int
+		err := r.Scan(&id, &n)
+		st.PerEmail[id], st.Rows = n, st.Rows+n
+		return err
+	})
+	q(`SELECT count(*) FROM (SELECT 1 FROM classifications GROUP BY email_id, taxonomy, category_id HAVING count(*) > 1) d`, func(r pgx.Rows) error {
+		return r.Scan(&st.Dupes)
+	})
+	q(`SELECT email_id, attempts FROM email_stages WHERE stage = 'classifier' AND status = 'done'`, func(r pgx.Rows) error {
+		var id string
+		var n int
+		err := r.Scan(&id, &n)
+		st.Attempts[id] = n
+		return err
+	})
+	q(`SELECT id FROM missions ORDER BY id`, func(r pgx.Rows) error {
+		var id string
+		err := r.Scan(&id)
+		st.Missions = append(st.Missions, id)
+		return err
+	})
+	return st
+}
+
+// TestReprocessRepublishesThroughTheStack checks that the pipeline's
+// reprocess buttons do more than answer 202: "missing" runs an email whose
+// classification was lost through the classifier again, and "all" re-runs
+// every email without duplicating a classification or a mission.
+func TestReprocessRepublishesThroughTheStack(t *testing.T) {
+	baseURL, db := startStack(t)
+	ctx := context.Background()
+	msgs := append(testmail.Messages(10), testmail.Bookings(time.Now())...)
+	importAndWait(t, baseURL, msgs)
+	// Let the agents' one look at the new mail finish, so the missions are settled.
+	waitForCards(t, baseURL)
+	testkit.Eventually(t, 30*time.Second, func() bool {
+		var running int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM agent_runs WHERE outcome = 'running'`).Scan(&running); err != nil {
+			t.Fatal(err)
+		}
+		return running == 0
+	}, "agent runs still running")
+	before := readClassifierState(t, db)
+	if before.Rows == 0 || len(before.Attempts) != len(msgs) {
+		t.Fatalf("after the import: %d classifications, classifier done for %d of %d emails", before.Rows, len(before.Attempts), len(msgs))
+	}
+	var lost string // an email that has classifications, whose stage we erase
+	for id, n := range before.PerEmail {
+		if n > 0 && (lost == "" || id < lost) {
+			lost = id
+		}
+	}
+
+	t.Run("missing re-classifies the email that lost its stage", func(t *testing.T) {
+		if _, err := db.Pool.Exec(ctx, `DELETE FROM classifications WHERE email_id = $1`, lost); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Pool.Exec(ctx, `DELETE FROM email_stages WHERE email_id = $1 AND stage = 'classifier'`, lost); err != nil {
+			t.Fatal(err)
+		}
+		if n := reprocess(t, baseURL, "classifier", "missing"); n != 1 {
+			t.Fatalf("reprocess missing queued %d emails, want the 1 that lost its stage", n)
+		}
+		var got classifierState
+		testkit.Eventually(t, 30*time.Second, func() bool {
+			got = readClassifierState(t, db)
+			return got.Attempts[lost] == 1 && got.PerEmail[lost] == before.PerEmail[lost]
+		}, "email %s not classified again: %d classifications (had %d), stage runs %d", lost, got.PerEmail[lost], before.PerEmail[lost], got.Attempts[lost])
+		if got.Rows != before.Rows {
+			t.Errorf("%d classifications after reprocessing one email, want %d as before", got.Rows, before.Rows)
+		}
+		if n := reprocess(t, baseURL, "classifier", "missing"); n != 0 {
+			t.Errorf("a second reprocess missing queued %d emails, want none", n)
+		}
+	})
+
+	t.Run("all re-runs every email idempotently", func(t *testing.T) {
+		var t0 time.Time
+		if err := db.Pool.QueryRow(ctx, `SELECT now()`).Scan(&t0); err != nil {
+			t.Fatal(err)
+		}
+		if n := reprocess(t, baseURL, "classifier", "all"); n != len(msgs) {
+			t.Fatalf("reprocess all queued %d emails, want %d", n, len(msgs))
+		}
+		var rerun int
+		testkit.Eventually(t, 60*time.Second, func() bool {
+			if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM email_stages WHERE stage = 'classifier' AND status = 'done' AND updated_at > $1`, t0).Scan(&rerun); err != nil {
+				t.Fatal(err)
+			}
+			return rerun == len(msgs)
+		}, "not every email went through the classifier again")
+		got := readClassifierState(t, db)
+		if got.Rows != before.Rows || got.Dupes != 0 {
+			t.Errorf("after reprocess all: %d classifications (%d duplicated), want %d as before", got.Rows, got.Dupes, before.Rows)
+		}
+		if !slices.Equal(got.Missions, before.Missions) {
+			t.Errorf("missions changed with reprocess all: %v, were %v", got.Missions, before.Missions)
+		}
+		var p pipeline
+		getJSON(t, baseURL+"/api/v1/pipeline", &p)
+		for _, s := range p.Stages {
+			if s.Processed != int64(len(msgs)) || s.Total != int64(len(msgs)) || s.Failed != 0 {
+				t.Errorf("stage %s after reprocess all: %+v, want %d of %d, none failed", s.Name, s, len(msgs), len(msgs))
+			}
+		}
+	})
 }

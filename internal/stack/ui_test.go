@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/ownyou/home/internal/testmail"
+	"github.com/ownyou/home/pkg/testkit"
 )
 
 // evilMessage is an HTML email whose payloads would change document.title or
@@ -70,12 +71,15 @@ func artifactsDir(t *testing.T) string {
 // and every other screen, saving a screenshot of each.
 func TestBrowserUI(t *testing.T) {
 	bin := chromium(t)
-	baseURL, _ := startStack(t)
+	baseURL, db := startStack(t)
 	shots := artifactsDir(t)
 	t.Logf("screenshots in %s", shots)
 
+	// 25 everyday mails, four bookings the local agents turn into cards (a
+	// trip, a table, an order) and one attack mail.
 	var mbox bytes.Buffer
-	if err := testmail.WriteMbox(&mbox, testmail.Messages(25)); err != nil {
+	msgs := append(testmail.Messages(25), testmail.Bookings(time.Now())...)
+	if err := testmail.WriteMbox(&mbox, msgs); err != nil {
 		t.Fatal(err)
 	}
 	mbox.WriteString(evilMessage)
@@ -83,7 +87,7 @@ func TestBrowserUI(t *testing.T) {
 	if err := os.WriteFile(mboxPath, mbox.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const total = 26
+	total := len(msgs) + 1
 
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
@@ -163,27 +167,93 @@ func TestBrowserUI(t *testing.T) {
 		t.Errorf("agents stage shows %q, want %d of %d", processed, total, total)
 	}
 
+	step("workers alive on every stage",
+		// the heartbeats of the stack's services, shown per stage
+		waitJS(`[...document.querySelectorAll('.stage')].every(e => Number(e.querySelector('.workers')?.dataset.alive) >= 1)`),
+		waitJS(`document.querySelectorAll('.stage .worker .beat').length >= 4 && !document.querySelector('.stage.stalled')`),
+		shot("04b-pipeline-workers"),
+	)
+	// A source whose sync stopped reporting (silent past OWNYOU_STALL_AFTER,
+	// not yet failed by ingest) is flagged live, and the flag clears with it.
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO sources (id, kind, account, status, heartbeat_at)
+		VALUES ('stuck', 'imap', 'stuck@home.example', 'syncing', now() - interval '3 minutes')`); err != nil {
+		t.Fatal(err)
+	}
+	step("a stalled source is flagged",
+		waitJS(`!!document.querySelector('.stalled-source[data-source=stuck]') && !!document.querySelector('.stage[data-stage=ingest].stalled .stall-reason')`),
+		shot("04c-pipeline-stalled-source"),
+	)
+	if _, err := db.Pool.Exec(context.Background(), `DELETE FROM sources WHERE id = 'stuck'`); err != nil {
+		t.Fatal(err)
+	}
+	step("the stall flag clears", waitJS(`!document.querySelector('.stalled-source') && !document.querySelector('.stage.stalled')`))
+
+	// The agents look at the mailbox once the import's burst is over; wait
+	// (through the API) for the cards the bookings make.
+	trip, table, order := waitForCards(t, baseURL)
+
 	var cards int
 	step("feed",
 		chromedp.Navigate(baseURL+"/#/feed"),
-		waitJS(`!!document.querySelector('.mission, .empty')`),
+		chromedp.WaitVisible(cardSel(trip)),
+		chromedp.WaitVisible(cardSel(table)),
+		chromedp.WaitVisible(cardSel(order)),
 		chromedp.Evaluate(`document.querySelectorAll('.mission').length`, &cards),
 		shot("05-feed"),
 	)
-	if cards == 0 {
-		var text string
-		step("feed empty state", chromedp.Text(".empty b", &text))
-		if text != "No missions yet" && text != "Missions are not available yet" {
-			t.Errorf("feed without cards shows %q, want a clear empty state", text)
+	if cards < 3 {
+		t.Errorf("feed shows %d cards, want at least the trip, the table and the order", cards)
+	}
+	var evidence string
+	step("why this mission",
+		chromedp.Click(cardSel(trip)+" .why"),
+		chromedp.WaitVisible(cardSel(trip)+" .evidence a.evidence-link"),
+		chromedp.Text(cardSel(trip)+" .evidence", &evidence),
+		shot("06-feed-evidence"),
+	)
+	for _, subject := range []string{"Your flight itinerary X7KQ2P", "Your stay at The Hoxton, Shoreditch is confirmed"} {
+		if !strings.Contains(evidence, subject) {
+			t.Errorf("the trip's evidence %q does not list %q", evidence, subject)
 		}
-	} else {
-		step("evidence and feedback",
-			chromedp.Click(".mission .why"),
-			chromedp.WaitVisible(".mission .evidence"),
-			shot("06-feed-evidence"),
-			chromedp.Click(`.mission .hearts button[data-rating=love]`),
-			waitJS(`document.querySelector('.mission .hearts button[data-rating=love]').classList.contains('on')`),
-		)
+	}
+	step("open the evidence email",
+		chromedp.Click(cardSel(trip)+" .evidence a.evidence-link"),
+		chromedp.WaitVisible("#mail-frame"),
+		waitJS(`document.getElementById('mail-frame').srcdoc.includes('X7KQ2P') || document.getElementById('mail-frame').srcdoc.includes('83920174')`),
+		shot("06b-evidence-email"),
+	)
+	step("love the trip",
+		chromedp.Navigate(baseURL+"/#/feed"),
+		chromedp.WaitVisible(cardSel(trip)),
+		chromedp.Click(cardSel(trip)+` .hearts button[data-rating=love]`),
+		waitJS(`document.querySelector('`+cardSel(trip)+` .hearts button[data-rating=love]').classList.contains('on')`),
+	)
+	if m := getMission(t, baseURL, trip); m.Rating != "love" || len(m.History) == 0 {
+		t.Errorf("after love, the API has rating %q and %d feedback entries", m.Rating, len(m.History))
+	}
+	step("dismiss the order",
+		chromedp.Click(cardSel(order)+" button.dismiss"),
+		chromedp.WaitNotPresent(cardSel(order)),
+	)
+	if m := getMission(t, baseURL, order); m.Status != "dismissed" {
+		t.Errorf("after dismiss, the order card's status is %q", m.Status)
+	}
+	step("snooze the table",
+		chromedp.Click(cardSel(table)+" button.snooze"),
+		chromedp.WaitNotPresent(cardSel(table)),
+	)
+	if m := getMission(t, baseURL, table); m.Status != "snoozed" || m.SnoozedUntil.Before(time.Now()) {
+		t.Errorf("after snooze, the table card is %q until %s", m.Status, m.SnoozedUntil)
+	}
+	var gone bool
+	step("feed remembers",
+		chromedp.Reload(),
+		chromedp.WaitVisible(cardSel(trip)+` .hearts button[data-rating=love].on`),
+		chromedp.Evaluate(`!document.querySelector('`+cardSel(order)+`') && !document.querySelector('`+cardSel(table)+`')`, &gone),
+		shot("06c-feed-after-feedback"),
+	)
+	if !gone {
+		t.Error("the dismissed or snoozed card is back in the feed after a reload")
 	}
 
 	step("search",
@@ -249,4 +319,54 @@ func TestBrowserUI(t *testing.T) {
 		waitJS(`!!document.querySelector('.mission, .empty')`),
 		shot("13-phone-feed"),
 	)
+}
+
+// cardSel selects a mission card of the feed by id.
+func cardSel(id string) string { return `.mission[data-id="` + id + `"]` }
+
+type missionJSON struct {
+	ID           string    `json:"id"`
+	Agent        string    `json:"agent"`
+	Kind         string    `json:"kind"`
+	Title        string    `json:"title"`
+	Status       string    `json:"status"`
+	Rating       string    `json:"rating"`
+	SnoozedUntil time.Time `json:"snoozed_until"`
+	History      []struct {
+		Kind   string `json:"kind"`
+		Rating string `json:"rating"`
+	} `json:"history"`
+}
+
+func getMission(t *testing.T, baseURL, id string) missionJSON {
+	t.Helper()
+	var m missionJSON
+	getJSON(t, baseURL+"/api/v1/missions/"+id, &m)
+	return m
+}
+
+// waitForCards waits until the agents have made the cards of
+// testmail.Bookings and returns their ids: the trip (flight and hotel), the
+// table and the order.
+func waitForCards(t *testing.T, baseURL string) (trip, table, order string) {
+	t.Helper()
+	var feed struct {
+		Missions []missionJSON `json:"missions"`
+	}
+	testkit.Eventually(t, 2*time.Minute, func() bool {
+		getJSON(t, baseURL+"/api/v1/missions?limit=100", &feed)
+		trip, table, order = "", "", ""
+		for _, m := range feed.Missions {
+			switch {
+			case m.Agent == "travel" && m.Kind == "trip" && strings.HasPrefix(m.Title, "Trip to London"):
+				trip = m.ID
+			case m.Agent == "restaurant" && m.Kind == "reservation" && strings.Contains(m.Title, "Bistro Verde"):
+				table = m.ID
+			case m.Agent == "shopping" && m.Kind == "order" && strings.Contains(m.Title, "Sony WH-1000XM5"):
+				order = m.ID
+			}
+		}
+		return trip != "" && table != "" && order != ""
+	}, "the agents did not make the trip, table and order cards")
+	return trip, table, order
 }

@@ -246,15 +246,21 @@ func (db *DB) RecordFeedback(ctx context.Context, f mission.Feedback) (mission.C
 }
 
 // MarkPresented moves newly created cards to presented (the feed showed
-// them); other statuses are left alone.
-func (db *DB) MarkPresented(ctx context.Context, ids []string) error {
+// them) and returns the ids it changed; other statuses are left alone, so
+// of two feeds racing to present a card only one sees it changed.
+func (db *DB) MarkPresented(ctx context.Context, ids []string) ([]string, error) {
 	if len(ids) == 0 {
-		return nil
+		return nil, nil
 	}
-	if _, err := db.Pool.Exec(ctx, `UPDATE missions SET status = 'presented' WHERE id = ANY($1) AND status = 'created'`, ids); err != nil {
-		return fmt.Errorf("mark presented: %w", err)
+	rows, err := db.Pool.Query(ctx, `UPDATE missions SET status = 'presented' WHERE id = ANY($1) AND status = 'created' RETURNING id`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("mark presented: %w", err)
 	}
-	return nil
+	changed, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("mark presented: %w", err)
+	}
+	return changed, nil
 }
 
 // Feedback returns the feedback episodes on an agent's cards ("" = all

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -88,8 +89,15 @@ func TestMissionsFilterAndPresent(t *testing.T) {
 	if got, _ := db.Missions(ctx, store.MissionFilter{Agent: "events", Statuses: []string{"dismissed"}}); len(got) != 1 {
 		t.Fatalf("dismissed card not listed on request: %v", got)
 	}
-	if err := db.MarkPresented(ctx, []string{soon.ID, other.ID}); err != nil {
+	changed, err := db.MarkPresented(ctx, []string{soon.ID, other.ID})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(changed, []string{soon.ID}) {
+		t.Fatalf("changed = %v, want only the created card %s", changed, soon.ID)
+	}
+	if again, err := db.MarkPresented(ctx, []string{soon.ID}); err != nil || len(again) != 0 {
+		t.Fatalf("presenting twice changed %v, %v; want nothing", again, err)
 	}
 	a, _ := db.Mission(ctx, soon.ID)
 	b, _ := db.Mission(ctx, other.ID)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -55,26 +56,16 @@ func (s *Server) listMissions(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	cards, err := s.db.Missions(r.Context(), f)
+	e, err := s.feed.get(r.Context(), feedKey(f), func(ctx context.Context) ([]mission.Ranked, error) { return s.rankFeed(ctx, f) })
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	fb, err := s.db.Feedback(r.Context(), "")
-	if err != nil {
-		s.fail(w, r, err)
+	if b, ok := s.feed.body(e, limit); ok {
+		writeJSONBytes(w, b)
 		return
 	}
-	now := time.Now()
-	var ranked []mission.Ranked
-	if len(f.Statuses) > 0 { // an explicit status filter lists closed and snoozed cards too, still ranked
-		ranked = mission.Rank(reopen(cards), mission.Learn(fb), nil, now)
-		for i := range ranked {
-			ranked[i].Card = byID(cards, ranked[i].Card.ID)
-		}
-	} else {
-		ranked = mission.Rank(cards, mission.Learn(fb), nil, now)
-	}
+	ranked := e.ranked
 	if len(ranked) > limit {
 		ranked = ranked[:limit]
 	}
@@ -89,20 +80,54 @@ func (s *Server) listMissions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp.Count = len(resp.Missions)
-	if err := s.db.MarkPresented(r.Context(), fresh); err != nil {
+	b, err := json.Marshal(resp)
+	if err != nil {
+		s.fail(w, r, fmt.Errorf("encode feed: %w", err))
+		return
+	}
+	if len(fresh) == 0 {
+		s.feed.setBody(e, limit, b) // nothing to mark: the same answer serves every reader
+	} else if changed, err := s.db.MarkPresented(r.Context(), fresh); err != nil {
 		s.log.WarnContext(r.Context(), "mark presented", "err", err)
 	} else {
-		s.publishPresented(r.Context(), freshCards)
+		s.feed.invalidate() // the cached cards still say created
+		s.publishPresented(r.Context(), freshCards, changed)
 	}
-	writeJSON(w, http.StatusOK, resp)
+	writeJSONBytes(w, b)
+}
+
+// rankFeed reads the cards matching f and ranks them with the preferences
+// learnt from all feedback.
+func (s *Server) rankFeed(ctx context.Context, f store.MissionFilter) ([]mission.Ranked, error) {
+	cards, err := s.db.Missions(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	fb, err := s.db.Feedback(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	if len(f.Statuses) == 0 {
+		return mission.Rank(cards, mission.Learn(fb), nil, now), nil
+	}
+	// an explicit status filter lists closed and snoozed cards too, still ranked
+	ranked := mission.Rank(reopen(cards), mission.Learn(fb), nil, now)
+	for i := range ranked {
+		ranked[i].Card = byID(cards, ranked[i].Card.ID)
+	}
+	return ranked, nil
 }
 
 // publishPresented announces each created → presented change on
-// missions.updated, as every status change is. The key names the
+// missions.updated for the cards this feed changed (changed), as every status change is. The key names the
 // transition, so two feeds racing to present one card publish it once
 // (the stream dedupes by Msg-Id).
-func (s *Server) publishPresented(ctx context.Context, cards []mission.Card) {
+func (s *Server) publishPresented(ctx context.Context, cards []mission.Card, changed []string) {
 	for _, c := range cards {
+		if !slices.Contains(changed, c.ID) {
+			continue // feedback or another feed changed it first
+		}
 		ev := bus.MissionEvent{MissionID: c.ID, Agent: c.Agent, Status: string(mission.StatusPresented)}
 		if err := bus.Publish(ctx, s.bus, bus.MissionsUpdated, c.ID+":presented", ev); err != nil {
 			// the change is stored; live views catch up on their next read
@@ -186,6 +211,9 @@ func (s *Server) applyFeedback(w http.ResponseWriter, r *http.Request, f mission
 		return
 	}
 	c, err := s.db.RecordFeedback(r.Context(), f)
+	if err == nil {
+		s.feed.invalidate() // before answering: the client's next feed read shows its change
+	}
 	switch {
 	case errors.Is(err, mission.ErrBadTransition):
 		writeError(w, r, http.StatusConflict, "bad_transition", err.Error())

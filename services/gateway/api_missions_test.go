@@ -195,3 +195,36 @@ func TestRequestsAndRuns(t *testing.T) {
 		t.Fatalf("run = %d %v", code, body)
 	}
 }
+
+func TestFeedCacheFollowsChanges(t *testing.T) {
+	s, db := newTestServer(t)
+	ctx := context.Background()
+	a := seedCard(t, db, "travel", "a", mission.UrgencyHigh, 72*time.Hour)
+	count := func() int {
+		t.Helper()
+		code, body := do(t, s, "GET", "/api/v1/missions", "")
+		if code != 200 {
+			t.Fatalf("feed = %d %v", code, body)
+		}
+		return int(body["count"].(float64))
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("feed has %d cards, want 1", n)
+	}
+
+	// feedback through this gateway shows in the very next read
+	if code, body := do(t, s, "POST", "/api/v1/missions/"+a.ID+"/feedback", `{"kind":"dismiss"}`); code != 200 {
+		t.Fatalf("dismiss = %d %v", code, body)
+	}
+	if n := count(); n != 0 {
+		t.Fatalf("dismissed card still in the feed: %d cards", n)
+	}
+
+	// a card another service made shows once its missions.created arrives,
+	// well before the cached feed would expire on its own
+	b := seedCard(t, db, "travel", "b", mission.UrgencyHigh, 72*time.Hour)
+	if err := bus.Publish(ctx, s.bus, bus.MissionsCreated, b.ID, bus.MissionEvent{MissionID: b.ID, Agent: b.Agent, Status: string(b.Status)}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, feedTTL/2, func() bool { return count() == 1 }, "the new card did not reach the feed within %s", feedTTL/2)
+}

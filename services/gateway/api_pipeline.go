@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/ops"
 	"github.com/ownyou/home/pkg/store"
 )
 
@@ -23,11 +24,18 @@ type stageView struct {
 	WorkersWaiting int    `json:"workers_waiting"` // open pull requests: workers alive and idle or asking for more
 	Paused         bool   `json:"paused"`          // the stage's consumer is paused
 	Controllable   bool   `json:"controllable"`    // pause/resume/reprocess apply to this stage
+	// Workers are the live worker processes of the stage's service, from
+	// their heartbeats; nil (absent) when the heartbeats could not be read.
+	Workers     []ops.Beat `json:"workers,omitempty"`
+	Stalled     bool       `json:"stalled"`                // the stage looks stuck (see StallReason)
+	StallReason string     `json:"stall_reason,omitempty"` // why, in words the user can act on
 }
 
 type pipelineResponse struct {
-	Stages []stageView `json:"stages"`
-	At     time.Time   `json:"at"`
+	Stages         []stageView        `json:"stages"`
+	StalledSources []ops.SourceStatus `json:"stalled_sources"`     // syncing sources that stopped reporting progress
+	OpsError       string             `json:"ops_error,omitempty"` // why workers and stalls are unknown, when they are
+	At             time.Time          `json:"at"`
 }
 
 // pipeline answers GET /api/v1/pipeline with per-stage counts.
@@ -69,7 +77,42 @@ func (s *Server) pipelineView(ctx context.Context) (pipelineResponse, error) {
 		}
 		stages = append(stages, v)
 	}
-	return pipelineResponse{Stages: stages, At: time.Now().UTC()}, nil
+	resp := pipelineResponse{Stages: stages, StalledSources: []ops.SourceStatus{}, At: time.Now().UTC()}
+	s.addOpsStatus(ctx, &resp)
+	return resp, nil
+}
+
+// addOpsStatus adds the workers alive and the stall flags of the ops snapshot
+// to the view. Without heartbeats the counts are still worth showing, so a
+// failed snapshot is reported in OpsError rather than failing the view.
+func (s *Server) addOpsStatus(ctx context.Context, v *pipelineResponse) {
+	st, err := ops.Snapshot(ctx, s.db, s.bus, s.cfg.StallAfter, time.Now())
+	if err != nil {
+		s.log.WarnContext(ctx, "pipeline: ops status", "err", err)
+		v.OpsError = "worker heartbeats unavailable: " + err.Error()
+		return
+	}
+	byStage := map[string]ops.StageStatus{}
+	for _, ss := range st.Stages {
+		byStage[ss.Stage] = ss
+	}
+	for i := range v.Stages {
+		sv := &v.Stages[i]
+		if ss, ok := byStage[sv.Name]; ok {
+			sv.Workers, sv.Stalled, sv.StallReason = ss.Workers, ss.Stalled, ss.Reason
+			continue
+		}
+		sv.Workers = []ops.Beat{} // a stage without a consumer (ingest): its service's workers
+		for _, w := range st.Workers {
+			if w.Service == sv.Name {
+				sv.Workers = append(sv.Workers, w)
+			}
+		}
+		if n := len(st.StalledSources); n > 0 {
+			sv.Stalled, sv.StallReason = true, fmt.Sprintf("%d mail source(s) syncing without progress", n)
+		}
+	}
+	v.StalledSources = st.StalledSources
 }
 
 // consumerOf returns the durable consumer of a controllable stage.
@@ -119,8 +162,13 @@ func (s *Server) setPaused(w http.ResponseWriter, r *http.Request, pause bool) {
 
 // reprocessStage answers POST /api/v1/pipeline/{stage}/reprocess?mode=missing|all:
 // it re-publishes the stage's input message for every email the stage has not
-// finished (missing, the default) or for every email (all). Handlers are
-// idempotent, so reprocessing is always safe.
+// finished (missing, the default) or for every email (all). A stage treats a
+// message for an email it has marked done as a redelivery and skips the work,
+// so "all" first clears the stage's marks of each batch: the stage then runs
+// again for real, and counts the emails as it finishes them. Handlers are
+// idempotent (they replace what they store), so reprocessing is always safe;
+// an email whose re-publish fails stays unmarked for "missing" and the
+// reconcile job.
 func (s *Server) reprocessStage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	stage := r.PathValue("stage")
@@ -160,6 +208,12 @@ func (s *Server) reprocessStage(w http.ResponseWriter, r *http.Request) {
 		if err := rows.Err(); err != nil {
 			s.fail(w, r, fmt.Errorf("reprocess %s: %w", stage, err))
 			return
+		}
+		if mode == "all" && len(ids) > 0 {
+			if _, err := s.db.Pool.Exec(ctx, `DELETE FROM email_stages WHERE stage = $1 AND email_id = ANY($2)`, stage, ids); err != nil {
+				s.fail(w, r, fmt.Errorf("reprocess %s: clear stage marks: %w", stage, err))
+				return
+			}
 		}
 		for _, id := range ids {
 			if err := s.resendInput(ctx, stage, id, nonce); err != nil {

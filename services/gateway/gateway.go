@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/microcosm-cc/bluemonday"
+	"github.com/nats-io/nats.go"
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
@@ -51,6 +52,10 @@ type Server struct {
 	limiter *loginLimiter
 	// policy sanitizes email HTML; a bluemonday policy is safe for concurrent use once built.
 	policy *bluemonday.Policy
+	// feed caches the ranked feed (feed.go); feedSub drops it on every
+	// missions.* message.
+	feed    *feedCache
+	feedSub *nats.Subscription
 	// stopping is closed when Run begins shutting down, so long-lived
 	// responses (event streams) end and Shutdown does not wait for them.
 	stopping chan struct{}
@@ -76,8 +81,15 @@ func New(cfg Config, d app.Deps) (*Server, error) {
 		return nil, fmt.Errorf("gateway admin: %w", err)
 	}
 	s.search = search.New(d.DB.Pool, embedclient.New(d.Bus.Conn(), 10*time.Second), search.Config{})
+	s.feed = newFeedCache()
+	sub, err := d.Bus.Conn().Subscribe("missions.>", func(*nats.Msg) { s.feed.invalidate() })
+	if err != nil {
+		return nil, fmt.Errorf("gateway: subscribe missions: %w", err)
+	}
+	s.feedSub = sub
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
+		_ = sub.Unsubscribe()
 		return nil, fmt.Errorf("gateway listen %s: %w", cfg.HTTPAddr, err)
 	}
 	s.ln = ln
@@ -107,6 +119,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	close(s.stopping)
+	defer func() { _ = s.feedSub.Unsubscribe() }()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := s.srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
+	"github.com/ownyou/home/pkg/ops"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
 	"github.com/ownyou/home/services/gateway"
@@ -487,4 +489,87 @@ func TestShutdownDoesNotWaitForOpenEventStreams(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("shutdown waited for the open event stream")
 	}
+}
+
+func TestPipelineShowsWorkersAliveAndStalls(t *testing.T) {
+	e := start(t, func(c *gateway.Config) { c.StallAfter = time.Minute })
+	ctx := context.Background()
+	for _, svc := range []string{"ingest", "classifier"} {
+		hb, err := ops.NewHeartbeat(e.bus, ops.HeartbeatOptions{Service: svc, Host: "nas-" + svc, PID: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := hb.Beat(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := ops.NewHeartbeat(e.bus, ops.HeartbeatOptions{Service: "embedder", Host: "gone", PID: 8,
+		Now: func() time.Time { return time.Now().Add(-time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Beat(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.db.Pool.Exec(ctx, `INSERT INTO sources (id, kind, account, status, heartbeat_at) VALUES ('s1', 'imap', 'me@home.example', 'syncing', now() - interval '1 hour')`); err != nil {
+		t.Fatal(err)
+	}
+
+	var p struct {
+		Stages []struct {
+			Name        string     `json:"name"`
+			Workers     []ops.Beat `json:"workers"`
+			Stalled     bool       `json:"stalled"`
+			StallReason string     `json:"stall_reason"`
+		} `json:"stages"`
+		StalledSources []ops.SourceStatus `json:"stalled_sources"`
+	}
+	resp, err := http.DefaultClient.Do(authed(t, e.url+"/api/v1/pipeline"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET pipeline: %d %v", resp.StatusCode, err)
+	}
+	hosts := map[string][]string{}
+	stalled := map[string]string{}
+	for _, s := range p.Stages {
+		for _, w := range s.Workers {
+			hosts[s.Name] = append(hosts[s.Name], w.Host)
+		}
+		if s.Stalled {
+			stalled[s.Name] = s.StallReason
+		}
+	}
+	cases := []struct {
+		name  string
+		stage string
+		want  []string
+	}{
+		{"a beating worker of a stage without a queue is listed", "ingest", []string{"nas-ingest"}},
+		{"a beating worker is listed under its stage", "classifier", []string{"nas-classifier"}},
+		{"a worker silent past the stall threshold is not alive", "embedder", nil},
+		{"a stage without heartbeats has no workers", "agents", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !slices.Equal(hosts[tc.stage], tc.want) {
+				t.Errorf("%s workers %v, want %v", tc.stage, hosts[tc.stage], tc.want)
+			}
+		})
+	}
+	if len(p.StalledSources) != 1 || p.StalledSources[0].ID != "s1" || stalled["ingest"] == "" {
+		t.Errorf("stalled sources %+v, stalled stages %v: want source s1 flagged and ingest stalled", p.StalledSources, stalled)
+	}
+}
+
+func authed(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	return req
 }

@@ -23,6 +23,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// writeJSONBytes answers 200 with an already encoded JSON body.
+func writeJSONBytes(w http.ResponseWriter, b []byte) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(b)
+}
+
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	var e apiError
 	e.Error.Code, e.Error.Message = code, msg

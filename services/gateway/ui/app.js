@@ -274,6 +274,17 @@ function missionCard(m) {
     evBox.replaceChildren(evidenceList(ev));
     evBox.hidden = false;
   });
+  // Snooze (until tomorrow morning) and dismiss take the card out of the feed.
+  const later = (kind, label, body) => {
+    const b = h('button', { class: 'small ' + kind, text: label });
+    b.onclick = () => run(b, async () => {
+      await api('POST', '/api/v1/missions/' + encodeURIComponent(m.id) + '/feedback', { kind, ...body });
+      card.remove();
+      toast(kind === 'snooze' ? 'Snoozed until tomorrow' : 'Dismissed');
+    });
+    return b;
+  };
+  const tomorrow = new Date(); tomorrow.setDate(tomorrow.getDate() + 1); tomorrow.setHours(8, 0, 0, 0);
   card.append(
     h('div', { class: 'row' }, h('span', { class: 'tag', text: m.agent || 'agent' }), m.kind ? h('span', { class: 'muted small', text: m.kind }) : null,
       h('span', { class: 'spacer' }), m.urgency > 0 ? h('span', { class: 'tag warn', text: 'urgency ' + m.urgency }) : null),
@@ -281,7 +292,7 @@ function missionCard(m) {
     m.summary ? h('p', { style: 'margin:0', text: m.summary }) : null,
     details.children.length ? details : null,
     actions.children.length ? actions : null,
-    h('div', { class: 'row' }, hearts, h('span', { class: 'spacer' }), why),
+    h('div', { class: 'row' }, hearts, h('span', { class: 'spacer' }), later('snooze', 'Snooze', { until: tomorrow.toISOString() }), later('dismiss', 'Dismiss', {}), why),
     evBox);
   return card;
 }
@@ -490,18 +501,45 @@ function drawPipeline(root) {
       ra.onclick = () => run(ra, async () => { if (!confirm('Run every email through ' + s.name + ' again?')) return; const r = await api('POST', '/api/v1/pipeline/' + s.name + '/reprocess?mode=all'); toast(r.queued + ' emails queued for ' + s.name); });
       ctrl.append(pb, rm, ra);
     }
-    grid.append(h('div', { class: 'card stage', 'data-stage': s.name },
+    grid.append(h('div', { class: 'card stage' + (s.stalled ? ' stalled' : ''), 'data-stage': s.name },
       h('div', { class: 'row' }, h('h3', { text: titleCase(s.name) }), h('span', { class: 'spacer' }),
+        s.stalled ? h('span', { class: 'tag bad', text: 'stalled' }) : null,
         s.paused ? h('span', { class: 'tag warn', text: 'paused' }) : done ? h('span', { class: 'tag ok', text: 'up to date' }) : h('span', { class: 'tag', text: 'working' })),
+      s.stalled ? h('p', { class: 'warnbox stall-reason', text: s.stall_reason || 'This stage looks stuck.' }) : null,
       h('div', { class: 'row' }, h('span', { class: 'big-num', text: pct(s.processed, s.total) + '%' }), h('span', { class: 'muted', text: num(s.processed) + ' of ' + num(s.total) })),
       bar(s.processed, s.total, done ? 'ok' : ''),
       sparkline(state.pipeHistory.map((r) => r[s.name] || 0)),
       h('div', { class: 'stat' }, h('span', {}, 'rate ', h('b', { text: rate.toFixed(0) }), '/min'), h('span', {}, 'queue ', h('b', { text: num(s.queue_depth) })), h('span', {}, 'in flight ', h('b', { text: num(s.in_flight) }))),
       h('div', { class: 'stat' }, h('span', {}, 'failed ', h('b', { text: num(s.failed) })), h('span', {}, 'dead letters ', h('b', { text: num(s.dead_letters) })),
-        s.controllable ? h('span', {}, 'workers ', h('b', { text: s.workers_waiting > 0 || s.in_flight > 0 ? 'alive' : 'idle/none' })) : h('span', {}, 'imports waiting ', h('b', { text: num(s.pending) }))),
+        s.controllable ? null : h('span', {}, 'imports waiting ', h('b', { text: num(s.pending) }))),
+      workerList(s.workers),
       ctrl));
   }
-  host.replaceChildren(grid);
+  const notes = [];
+  if (state.pipeline.ops_error) notes.push(h('p', { class: 'warnbox', text: 'Cannot tell which workers are alive: ' + state.pipeline.ops_error }));
+  for (const src of state.pipeline.stalled_sources || []) {
+    notes.push(h('p', { class: 'warnbox stalled-source', 'data-source': src.id }, h('b', { text: 'Source stalled: ' }), (src.account || src.id) + ' (' + src.kind + ') — ' + src.reason + '. ',
+      h('a', { href: '#/sources', text: 'Check the source' })));
+  }
+  host.replaceChildren(...notes, grid);
+}
+
+// workerList shows the live worker processes of a stage from their heartbeats.
+function workerList(ws) {
+  if (!Array.isArray(ws)) return h('div', { class: 'workers muted small', 'data-alive': '', text: 'workers: unknown' });
+  const box = h('div', { class: 'workers small', 'data-alive': String(ws.length) },
+    h('span', { class: ws.length ? '' : 'error' }, 'workers alive ', h('b', { text: String(ws.length) })));
+  if (!ws.length) { box.append(h('div', { class: 'muted', text: 'No worker of this stage is running.' })); return box; }
+  const ul = h('ul', { class: 'worker-list muted' });
+  for (const w of ws) {
+    const ago = Math.max(0, Math.round((Date.now() - new Date(w.last_beat)) / 1000));
+    ul.append(h('li', { class: 'worker', title: 'started ' + new Date(w.started).toLocaleString() },
+      h('span', { text: (w.host || w.instance) + (w.pid ? ' · pid ' + w.pid : '') }),
+      ' — beat ', h('span', { class: 'beat', text: isNaN(ago) ? '?' : ago + ' s ago' }),
+      w.in_flight ? ' · ' + w.in_flight + ' in flight' : ''));
+  }
+  box.append(ul);
+  return box;
 }
 
 function sparkline(vals) {

@@ -6,8 +6,12 @@
 //
 //	BENCH gateway_<endpoint>_p50 <value> ms
 //
-// An endpoint this build does not have (404 "no such endpoint") is reported as
-// skipped on stderr. Each endpoint is bounded by a request count and a time limit.
+// No embedder runs and no vectors are seeded, so search answers from full
+// text only (the hybrid search's fallback). Each endpoint is first warmed up
+// with two requests per client (not measured). An endpoint this build does
+// not have (404 "no such endpoint") is reported as skipped on stderr. Each
+// endpoint is bounded by a request count and a time limit. -emails and
+// -missions shrink the seed for a quick check.
 package main
 
 import (
@@ -26,6 +30,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,7 +49,7 @@ func main() {
 	defer stop()
 	var err error
 	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		err = serve(ctx)
+		err = serve(ctx, os.Args[2:])
 	} else {
 		err = load(ctx, os.Args[1:])
 	}
@@ -56,7 +61,13 @@ func main() {
 
 // ---------- the server process ----------
 
-func serve(ctx context.Context) error {
+func serve(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	emails := fs.Int("emails", 100000, "emails to seed")
+	missions := fs.Int("missions", 10000, "missions to seed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	var cfg stack.Config
 	if err := config.Load(&cfg, "loadtest", nil, io.Discard); err != nil {
@@ -90,12 +101,12 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	if err := seed(ctx, db); err != nil {
+	if err := seed(ctx, db, *emails, *missions); err != nil {
 		db.Close()
 		return err
 	}
 	db.Close()
-	fmt.Fprintf(os.Stderr, "seeded 100000 emails and 10000 missions in %s\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "seeded %d emails and %d missions in %s\n", *emails, *missions, time.Since(start).Round(time.Millisecond))
 
 	token := randomHex()
 	gcfg := cfg.Gateway
@@ -123,8 +134,9 @@ func randomHex() string {
 	return hex.EncodeToString(b)
 }
 
-// seed fills the database in SQL: 100k emails over two years and 10k missions.
-func seed(ctx context.Context, db *store.DB) error {
+// seed fills the database in SQL: emails one a minute back from now and
+// missions spread over the agents and every status.
+func seed(ctx context.Context, db *store.DB, emails, missions int) error {
 	_, err := db.Pool.Exec(ctx, `
 		INSERT INTO emails (id, message_id, content_hash, subject, from_addr, from_name, sent_at, sort_at, body_text, snippet)
 		SELECT md5('e'||i), 'm'||i||'@load.test', md5('h'||i),
@@ -133,18 +145,26 @@ func seed(ctx context.Context, db *store.DB) error {
 			now() - (i || ' minutes')::interval, now() - (i || ' minutes')::interval,
 			'Body of message '||i||': flight from Munich to Lisbon, pumpkin soup, headphones, concert tickets.',
 			'Body of message '||i||': flight from Munich to Lisbon, pumpkin soup, headphones, concert tickets.'
-		FROM generate_series(1, 100000) i ON CONFLICT DO NOTHING`)
+		FROM generate_series(1, $1::int) i ON CONFLICT DO NOTHING`, emails)
 	if err != nil {
 		return fmt.Errorf("seed emails: %w", err)
 	}
+	// Cards as the agents store them: an open-email primary action, a mail
+	// search, evidence and details; a third with an upcoming event.
 	_, err = db.Pool.Exec(ctx, `
-		INSERT INTO missions (id, agent, kind, subject_key, title, summary, urgency, status, actions, evidence, created_at, updated_at)
-		SELECT 'mis'||i, (ARRAY['travel','shopping','food','events'])[1 + i % 4], 'card', 'k'||i,
-			'Mission '||i, 'Something worth your time, number '||i, i % 5,
+		INSERT INTO missions (id, agent, kind, subject_key, title, summary, urgency, status, primary_action, actions, evidence, details,
+			category, confidence, event_at, created_at, updated_at)
+		SELECT 'mis'||i, (ARRAY['travel','shopping','restaurant','events'])[1 + i % 4], (ARRAY['trip','order','reservation','event'])[1 + i % 4], 'k'||i,
+			'Mission '||i, 'Something worth your time, number '||i, i % 4,
 			(ARRAY['created','presented','active','snoozed','dismissed'])[1 + i % 5],
-			'[{"id":"done","label":"Done"}]', jsonb_build_array(jsonb_build_object('email_id', md5('e'||i))),
+			jsonb_build_object('kind', 'open_email', 'label', 'Open the email', 'payload', jsonb_build_object('email_id', md5('e'||i))),
+			jsonb_build_array(jsonb_build_object('kind', 'search_mail', 'label', 'Find mentions in mail', 'payload', jsonb_build_object('query', 'mission '||i))),
+			jsonb_build_array(jsonb_build_object('email_id', md5('e'||i), 'subject', 'Booking confirmation ABC'||i, 'excerpt', 'Body of message '||i)),
+			jsonb_build_array(jsonb_build_object('label', 'When', 'value', 'in '||(i % 30)||' days')),
+			(ARRAY['Travel','Shopping','Dining','Events'])[1 + i % 4], 0.5 + (i % 5) / 10.0,
+			CASE WHEN i % 3 = 0 THEN now() + ((i % 60) || ' days')::interval END,
 			now() - (i || ' minutes')::interval, now() - (i || ' minutes')::interval
-		FROM generate_series(1, 10000) i ON CONFLICT DO NOTHING`)
+		FROM generate_series(1, $1::int) i ON CONFLICT DO NOTHING`, missions)
 	if err != nil {
 		return fmt.Errorf("seed missions: %w", err)
 	}
@@ -159,6 +179,8 @@ func load(ctx context.Context, args []string) error {
 	clients := fs.Int("clients", 200, "concurrent clients")
 	requests := fs.Int("requests", 6000, "requests per endpoint")
 	limit := fs.Duration("limit", 30*time.Second, "time limit per endpoint")
+	emails := fs.Int("emails", 100000, "emails seeded in the server's database")
+	missions := fs.Int("missions", 10000, "missions seeded in the server's database")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -166,7 +188,7 @@ func load(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, self, "serve")
+	cmd := exec.CommandContext(ctx, self, "serve", "-emails", strconv.Itoa(*emails), "-missions", strconv.Itoa(*missions))
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -214,6 +236,9 @@ func load(ctx context.Context, args []string) error {
 		if status != http.StatusOK {
 			return fmt.Errorf("probe %s: status %d", ep.name, status)
 		}
+		// Warm up (connections, caches, the first ranking), unmeasured: the
+		// figures are for a gateway that has been serving for a while.
+		hammer(ctx, hc, base+ep.path, token, *clients, 2**clients, *limit)
 		lat, errs, elapsed := hammer(ctx, hc, base+ep.path, token, *clients, *requests, *limit)
 		if len(lat) == 0 {
 			return fmt.Errorf("%s: no successful requests (%d errors)", ep.name, errs)
