@@ -167,3 +167,24 @@ func (r *importRecorder) MessageError(ctx context.Context, rm *mailparse.RawMess
 	}
 	return r.s.db.AddImportError(ctx, r.id, pos, "", msg)
 }
+
+// UpsertEmails implements intake.BatchStore: a chunk of emails with their
+// origins in one round trip and one transaction.
+func (e *emailStore) UpsertEmails(ctx context.Context, es []*intake.Email) ([]bool, error) {
+	ws := make([]store.EmailWrite, len(es))
+	for i, em := range es {
+		ws[i] = store.EmailWrite{Email: toStoreEmail(em), Origin: store.EmailOrigin{SourceID: em.Origin.SourceID, ImportID: em.Origin.ImportID,
+			ExternalID: em.Origin.ExternalID, Labels: em.Origin.Labels}}
+	}
+	return e.db.InsertEmails(ctx, ws)
+}
+
+// PublishIngestedBatch implements intake.BatchPublisher: the chunk's events
+// go out without waiting for each ack in turn; it returns once all are acked.
+func (p *publisher) PublishIngestedBatch(ctx context.Context, es []*intake.Email) error {
+	items := make([]bus.Keyed[bus.EmailIngested], len(es))
+	for i, e := range es {
+		items[i] = bus.Keyed[bus.EmailIngested]{Key: e.ID, V: bus.EmailIngested{EmailID: e.ID, SourceID: e.Origin.SourceID, ImportID: e.Origin.ImportID}}
+	}
+	return bus.PublishBatch(ctx, p.bus, bus.EmailsIngested, items)
+}
