@@ -91,8 +91,7 @@ func (db *DB) FinishImportRun(ctx context.Context, id, runID string, p ImportPro
 	return nil
 }
 
-// StaleImport is a running import whose run stopped heartbeating, as
-// FailStaleImports found it.
+// StaleImport is a running import whose run stopped heartbeating.
 type StaleImport struct {
 	ID          string
 	Filename    string
@@ -101,38 +100,50 @@ type StaleImport struct {
 	HeartbeatAt time.Time
 }
 
-// FailStaleImports marks every running import whose run has not heartbeated
-// for staleAfter as failed with the reason, fencing the dead run out, and
-// returns them so the caller can retry those whose upload is still there.
-// Concurrent callers each get a disjoint set.
-func (db *DB) FailStaleImports(ctx context.Context, staleAfter time.Duration) ([]StaleImport, error) {
+// StaleImports lists running imports whose run has not heartbeated for
+// staleAfter (at most 100), for FailStaleImport.
+func (db *DB) StaleImports(ctx context.Context, staleAfter time.Duration) ([]StaleImport, error) {
 	rows, err := db.Pool.Query(ctx, `
-		UPDATE imports SET status = $2, run_id = '', finished_at = now(), updated_at = now(),
-			error = 'the import stopped responding: no heartbeat since ' ||
-				to_char(COALESCE(heartbeat_at, updated_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') ||
-				' UTC (the ingest process stopped or crashed while reading the file)'
-		WHERE status = $3 AND COALESCE(heartbeat_at, updated_at) < now() - $1::interval
-		RETURNING id, filename, COALESCE(NULLIF(object, ''), id), attempts, COALESCE(heartbeat_at, updated_at)`,
-		staleAfter, ImportFailed, ImportRunning)
+		SELECT id, filename, COALESCE(NULLIF(object, ''), id), attempts, COALESCE(heartbeat_at, updated_at)
+		FROM imports WHERE status = $2 AND COALESCE(heartbeat_at, updated_at) < now() - $1::interval
+		ORDER BY COALESCE(heartbeat_at, updated_at) LIMIT 100`, staleAfter, ImportRunning)
 	if err != nil {
-		return nil, fmt.Errorf("fail stale imports: %w", err)
+		return nil, fmt.Errorf("stale imports: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StaleImport, error) {
 		var s StaleImport
 		return s, r.Scan(&s.ID, &s.Filename, &s.Object, &s.Attempts, &s.HeartbeatAt)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("fail stale imports: %w", err)
+		return nil, fmt.Errorf("stale imports: %w", err)
 	}
 	return out, nil
 }
 
-// NoteImportFailure appends note to the error of a failed import that no
-// run has claimed since (e.g. "retrying" or "giving up"); it is a no-op
-// once a new run started.
-func (db *DB) NoteImportFailure(ctx context.Context, id, note string) error {
-	_, err := db.Pool.Exec(ctx, `UPDATE imports SET error = error || $2, updated_at = now() WHERE id = $1 AND status = $3 AND run_id = ''`,
-		id, note, ImportFailed)
+// FailStaleImport marks a running import whose run has not heartbeated for
+// staleAfter as failed, fencing the dead run out, with the reason followed by
+// outcome (what the caller does about it: "retrying", "giving up"). It
+// reports false, writing nothing, when the import is no longer a stale run
+// (it heartbeated, finished, or another sweeper failed it first).
+func (db *DB) FailStaleImport(ctx context.Context, id string, staleAfter time.Duration, outcome string) (bool, error) {
+	tag, err := db.Pool.Exec(ctx, `
+		UPDATE imports SET status = $3, run_id = '', finished_at = now(), updated_at = now(),
+			error = 'the import stopped responding: no heartbeat since ' ||
+				to_char(COALESCE(heartbeat_at, updated_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') ||
+				' UTC (the ingest process stopped or crashed while reading the file); ' || $5
+		WHERE id = $1 AND status = $4 AND COALESCE(heartbeat_at, updated_at) < now() - $2::interval`,
+		id, staleAfter, ImportFailed, ImportRunning, outcome)
+	if err != nil {
+		return false, fmt.Errorf("fail stale import: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// NoteImportFailure replaces the error of a failed import that no run has
+// claimed since; it is a no-op once a new run started.
+func (db *DB) NoteImportFailure(ctx context.Context, id, msg string) error {
+	_, err := db.Pool.Exec(ctx, `UPDATE imports SET error = $2, updated_at = now() WHERE id = $1 AND status = $3 AND run_id = ''`,
+		id, msg, ImportFailed)
 	if err != nil {
 		return fmt.Errorf("note import failure: %w", err)
 	}

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,8 +26,11 @@ func TestImportRunsAreFencedAndOnlyStaleOnesAreTakenOverOrFailed(t *testing.T) {
 	if _, err := db.ClaimImport(ctx, "imp", "r2", "obj", time.Minute); !errors.Is(err, store.ErrImportBusy) {
 		t.Fatalf("claim while r1 is alive: %v, want ErrImportBusy", err)
 	}
-	if stale, err := db.FailStaleImports(ctx, time.Minute); err != nil || len(stale) != 0 {
+	if stale, err := db.StaleImports(ctx, time.Minute); err != nil || len(stale) != 0 {
 		t.Fatalf("live run declared stale: %+v %v", stale, err)
+	}
+	if won, err := db.FailStaleImport(ctx, "imp", time.Minute, "retrying"); err != nil || won {
+		t.Fatalf("live run failed: %v %v", won, err)
 	}
 	// r1 goes silent: a redelivery takes over, and r1 can no longer write.
 	db.Pool.Exec(ctx, `UPDATE imports SET heartbeat_at = now() - interval '2 minutes'`)
@@ -41,18 +45,18 @@ func TestImportRunsAreFencedAndOnlyStaleOnesAreTakenOverOrFailed(t *testing.T) {
 	}
 	// r2 goes silent too: the sweep fails it with the reason, once.
 	db.Pool.Exec(ctx, `UPDATE imports SET heartbeat_at = now() - interval '2 minutes'`)
-	stale, err := db.FailStaleImports(ctx, time.Minute)
+	stale, err := db.StaleImports(ctx, time.Minute)
 	if err != nil || len(stale) != 1 || stale[0].ID != "imp" || stale[0].Object != "obj" || stale[0].Attempts != 2 {
 		t.Fatalf("stale %+v %v", stale, err)
 	}
-	if again, _ := db.FailStaleImports(ctx, time.Minute); len(again) != 0 {
-		t.Fatalf("failed twice: %+v", again)
+	if won, err := db.FailStaleImport(ctx, "imp", time.Minute, "retrying"); err != nil || !won {
+		t.Fatalf("fail stale: %v %v", won, err)
 	}
-	if err := db.NoteImportFailure(ctx, "imp", "; retrying"); err != nil {
-		t.Fatal(err)
+	if won, _ := db.FailStaleImport(ctx, "imp", time.Minute, "retrying"); won {
+		t.Fatal("failed twice")
 	}
 	im, err := db.GetImport(ctx, "imp")
-	if err != nil || im.Status != store.ImportFailed || im.Error == "" || im.Error[len(im.Error)-len("; retrying"):] != "; retrying" {
+	if err != nil || im.Status != store.ImportFailed || !strings.HasPrefix(im.Error, "the import stopped responding") || !strings.HasSuffix(im.Error, "; retrying") {
 		t.Fatalf("import %+v %v", im, err)
 	}
 	if err := db.HeartbeatImport(ctx, "imp", "r2", store.ImportProgress{}); !errors.Is(err, store.ErrRunSuperseded) {

@@ -97,10 +97,11 @@ func (s *Service) handleImport(ctx context.Context, req bus.ImportRequested) err
 }
 
 // sweepImports fails imports whose run stopped heartbeating (the process
-// died or hung), then queues a retry for those under the attempt limit whose
-// upload is still in the bucket; the reason stays on the import for the user.
+// died or hung) and queues a retry for those under the attempt limit whose
+// upload is still in the bucket; the reason and what was done about it stay
+// on the import for the user.
 func (s *Service) sweepImports(ctx context.Context) {
-	stale, err := s.db.FailStaleImports(ctx, s.cfg.StaleAfter)
+	stale, err := s.db.StaleImports(ctx, s.cfg.StaleAfter)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "stale import check failed", "err", err)
@@ -108,37 +109,53 @@ func (s *Service) sweepImports(ctx context.Context) {
 		return
 	}
 	for _, im := range stale {
-		note := s.retryStaleImport(ctx, im)
-		s.log.WarnContext(ctx, "import stalled; marked failed", "import", im.ID, "attempts", im.Attempts, "last_heartbeat", im.HeartbeatAt, "outcome", note)
-		if err := s.db.NoteImportFailure(ctx, im.ID, "; "+note); err != nil {
-			s.log.ErrorContext(ctx, "record stalled import outcome", "import", im.ID, "err", err)
+		if err := s.failStaleImport(ctx, im); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "fail stalled import", "import", im.ID, "err", err)
 		}
 	}
 }
 
-// retryStaleImport re-requests a stalled import when it may be retried and
-// says what it did, for the user.
-func (s *Service) retryStaleImport(ctx context.Context, im store.StaleImport) string {
+// failStaleImport decides whether a stalled import may be retried, records
+// the failure with that outcome and, when retrying, re-requests it.
+func (s *Service) failStaleImport(ctx context.Context, im store.StaleImport) error {
 	limit := max(1, s.cfg.ImportAttempts)
+	retry := false
+	var outcome string
 	if im.Attempts >= limit {
-		return fmt.Sprintf("gave up after %d attempts; upload the file again to retry", im.Attempts)
+		outcome = fmt.Sprintf("gave up after %d attempts; upload the file again to retry", im.Attempts)
+	} else {
+		objs, err := s.bus.ImportObjects(ctx)
+		if err == nil {
+			_, err = objs.GetInfo(ctx, im.Object)
+		}
+		switch {
+		case errors.Is(err, jetstream.ErrObjectNotFound):
+			outcome = "the uploaded file is no longer available; upload it again"
+		case err != nil:
+			return fmt.Errorf("check upload: %w", err) // the next sweep tries again
+		default:
+			retry = true
+			outcome = fmt.Sprintf("retrying (attempt %d of %d)", im.Attempts+1, limit)
+		}
 	}
-	objs, err := s.bus.ImportObjects(ctx)
-	if err == nil {
-		_, err = objs.GetInfo(ctx, im.Object)
+	won, err := s.db.FailStaleImport(ctx, im.ID, s.cfg.StaleAfter, outcome)
+	if err != nil || !won {
+		return err
 	}
-	switch {
-	case errors.Is(err, jetstream.ErrObjectNotFound):
-		return "the uploaded file is no longer available; upload it again"
-	case err != nil:
-		return "could not retry: " + err.Error()
+	s.log.WarnContext(ctx, "import stalled; marked failed", "import", im.ID, "attempts", im.Attempts, "last_heartbeat", im.HeartbeatAt, "outcome", outcome)
+	if !retry {
+		return nil
 	}
 	// A new Msg-Id: the first request may still be inside the dedupe window.
 	key := fmt.Sprintf("%s#retry-%d", im.ID, im.Attempts)
 	if err := bus.Publish(ctx, s.bus, bus.ImportsRequested, key, bus.ImportRequested{ImportID: im.ID, Object: im.Object, Filename: im.Filename}); err != nil {
-		return "could not retry: " + err.Error()
+		msg := fmt.Sprintf("the import stopped responding and could not be retried (%v); upload the file again", err)
+		if nerr := s.db.NoteImportFailure(context.WithoutCancel(ctx), im.ID, msg); nerr != nil {
+			return errors.Join(err, nerr)
+		}
+		return err
 	}
-	return fmt.Sprintf("retrying (attempt %d of %d)", im.Attempts+1, limit)
+	return nil
 }
 
 func toImportProgress(p intake.Progress) store.ImportProgress {
