@@ -17,92 +17,136 @@ type EmailWrite struct {
 	Origin EmailOrigin // EmailID is taken from Email
 }
 
-// insertEmailWithOrigin stores one email (unless it exists), records its
-// origin (counting a new origin on its source) and answers whether the email
-// still needs its emails.ingested event: new, or stored earlier but never
-// marked published.
-const insertEmailWithOrigin = `
-WITH ins AS (
+// insertEmailsWithOrigins stores a chunk of emails (those not stored yet)
+// with their origins (counting new origins on their sources) in one
+// statement, and answers per input row (by ordinal) whether the email still
+// needs its emails.ingested event: new, or stored earlier but never marked
+// published. Array-valued columns travel as JSON text, since unnest cannot
+// carry arrays of arrays.
+const insertEmailsWithOrigins = `
+WITH input AS (
+	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+		$10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[],
+		$19::text[], $20::text[], $21::bigint[], $22::bytea[], $23::text[], $24::text[])
+	WITH ORDINALITY AS t(id, source_id, import_id, message_id, content_hash, thread_id, subject, from_addr, from_name,
+		to_json, cc_json, sent_at, date_source, sort_at, body_text, body_html, snippet, attachments,
+		labels_json, warnings_json, size_bytes, raw_zstd, origin, external_id, ord)),
+ins AS (
 	INSERT INTO emails (id, source_id, import_id, message_id, content_hash, thread_id, subject, from_addr, from_name,
 		to_addrs, cc_addrs, sent_at, date_source, sort_at, body_text, body_html, snippet, attachments, labels, warnings,
 		size_bytes, raw_zstd)
-	VALUES ($1, NULLIF($2,''), NULLIF($3,''), $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+	SELECT id, NULLIF(source_id, ''), NULLIF(import_id, ''), message_id, content_hash, thread_id, subject, from_addr, from_name,
+		ARRAY(SELECT jsonb_array_elements_text(to_json::jsonb)), ARRAY(SELECT jsonb_array_elements_text(cc_json::jsonb)),
+		sent_at, date_source, sort_at, body_text, body_html, snippet, attachments::jsonb,
+		ARRAY(SELECT jsonb_array_elements_text(labels_json::jsonb)), ARRAY(SELECT jsonb_array_elements_text(warnings_json::jsonb)),
+		size_bytes, raw_zstd
+	FROM input ORDER BY ord
 	ON CONFLICT DO NOTHING
 	RETURNING id),
 org AS (
 	INSERT INTO email_origins (email_id, origin, source_id, import_id, external_id, labels)
-	VALUES ($1, $23, NULLIF($2,''), NULLIF($3,''), $24, $25) ON CONFLICT DO NOTHING
+	SELECT id, origin, NULLIF(source_id, ''), NULLIF(import_id, ''), external_id, ARRAY(SELECT jsonb_array_elements_text(labels_json::jsonb))
+	FROM input ORDER BY ord
+	ON CONFLICT DO NOTHING
 	RETURNING source_id),
 counted AS (
-	UPDATE sources s SET emails_count = emails_count + 1 FROM org WHERE s.id = org.source_id)
-SELECT EXISTS (SELECT 1 FROM ins)
-	OR COALESCE((SELECT published_at IS NULL FROM emails WHERE id = $1 OR (message_id = $4 AND content_hash = $5) LIMIT 1), false)`
+	UPDATE sources s SET emails_count = emails_count + c.n
+	FROM (SELECT source_id, count(*) AS n FROM org WHERE source_id IS NOT NULL GROUP BY source_id) c WHERE s.id = c.source_id)
+SELECT i.ord, EXISTS (SELECT 1 FROM ins WHERE ins.id = i.id) OR COALESCE(e.published_at IS NULL, false)
+FROM input i LEFT JOIN emails e ON e.id = i.id`
 
 // InsertEmails is InsertEmail plus AddEmailOrigin for a chunk of emails in one
-// round trip and one transaction: either all of them and their origins are
-// stored or none. needsPublish[i] answers for ws[i] as InsertEmail does. The
-// same email twice in one chunk is stored once and reported as needing its
-// event only once. Rows are written in id order, so concurrent chunks that
-// share emails cannot deadlock.
+// statement (one round trip, one transaction): either all of them and their
+// origins are stored or none. needsPublish[i] answers for ws[i] as
+// InsertEmail does. The same email twice in one chunk is stored once and
+// reported as needing its event only once. Rows are written in id order, so
+// concurrent chunks that share emails cannot deadlock.
 func (db *DB) InsertEmails(ctx context.Context, ws []EmailWrite) (needsPublish []bool, err error) {
 	needsPublish = make([]bool, len(ws))
 	if len(ws) == 0 {
 		return needsPublish, nil
 	}
-	order := make([]int, 0, len(ws))
-	seen := make(map[string]bool, len(ws))
+	order := make([]int, len(ws))
 	for i := range ws {
 		e := &ws[i].Email
 		if e.ID == "" {
 			e.ID = EmailID(e.MessageID, e.ContentHash)
 		}
-		order = append(order, i)
+		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(ws[a].Email.ID, ws[b].Email.ID) })
-	var batch pgx.Batch
-	queued := make([]int, 0, len(ws))
-	for _, i := range order {
+	n := len(ws)
+	var (
+		ids, sourceIDs, importIDs, messageIDs, hashes, threads, subjects, fromAddrs, fromNames     = col(n), col(n), col(n), col(n), col(n), col(n), col(n), col(n), col(n)
+		tos, ccs, dateSources, bodies, htmls, snippets, atts, labels, warnings, origins, externals = col(n), col(n), col(n), col(n), col(n), col(n), col(n), col(n), col(n), col(n), col(n)
+		sentAts                                                                                    = make([]*time.Time, n)
+		sortAts                                                                                    = make([]time.Time, n)
+		sizes                                                                                      = make([]int64, n)
+		raws                                                                                       = make([][]byte, n)
+	)
+	now := time.Now().UTC()
+	for k, i := range order {
 		e, o := ws[i].Email, ws[i].Origin
-		att, err := json.Marshal(nonNil(e.Attachments))
+		ids[k], sourceIDs[k], importIDs[k], messageIDs[k], hashes[k] = e.ID, o.SourceID, o.ImportID, e.MessageID, e.ContentHash
+		threads[k], subjects[k], fromAddrs[k], fromNames[k], dateSources[k] = e.ThreadID, e.Subject, e.FromAddr, e.FromName, e.DateSource
+		bodies[k], htmls[k], sizes[k], externals[k] = e.BodyText, e.BodyHTML, e.SizeBytes, o.ExternalID
+		if tos[k], err = jsonText(nonNilS(e.To)); err == nil {
+			if ccs[k], err = jsonText(nonNilS(e.Cc)); err == nil {
+				if atts[k], err = jsonText(nonNil(e.Attachments)); err == nil {
+					if labels[k], err = jsonText(nonNilS(o.Labels)); err == nil {
+						warnings[k], err = jsonText(nonNilS(e.Warnings))
+					}
+				}
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("insert emails: %w", err)
 		}
-		sortAt := time.Now().UTC()
+		sentAts[k], sortAts[k] = e.SentAt, now
 		if e.SentAt != nil {
-			sortAt = *e.SentAt
+			sortAts[k] = *e.SentAt
 		}
-		var raw []byte
 		if e.Raw != nil {
-			raw = db.Compress(e.Raw)
+			raws[k] = db.Compress(e.Raw)
 		}
-		snippet := e.Snippet
-		if snippet == "" {
-			snippet = Snippet(e.BodyText, 200)
+		snippets[k] = e.Snippet
+		if snippets[k] == "" {
+			snippets[k] = Snippet(e.BodyText, 200)
 		}
-		origin := "source:" + o.SourceID
+		origins[k] = "source:" + o.SourceID
 		if o.SourceID == "" {
-			origin = "import:" + o.ImportID
+			origins[k] = "import:" + o.ImportID
 		}
-		batch.Queue(insertEmailWithOrigin,
-			e.ID, o.SourceID, o.ImportID, e.MessageID, e.ContentHash, e.ThreadID, e.Subject, e.FromAddr, e.FromName,
-			nonNilS(e.To), nonNilS(e.Cc), e.SentAt, e.DateSource, sortAt, e.BodyText, e.BodyHTML, snippet, att, nonNilS(e.Labels), nonNilS(e.Warnings),
-			e.SizeBytes, raw, origin, o.ExternalID, nonNilS(o.Labels))
-		queued = append(queued, i)
 	}
-	// A batch outside a transaction runs as one implicit transaction.
-	br := db.Pool.SendBatch(ctx, &batch)
-	for _, i := range queued {
-		var needs bool
-		if err := br.QueryRow().Scan(&needs); err != nil {
-			br.Close()
-			return nil, fmt.Errorf("insert emails: %w", err)
-		}
-		id := ws[i].Email.ID
-		needsPublish[i] = needs && !seen[id]
-		seen[id] = true
-	}
-	if err := br.Close(); err != nil {
+	rows, err := db.Pool.Query(ctx, insertEmailsWithOrigins, ids, sourceIDs, importIDs, messageIDs, hashes, threads, subjects, fromAddrs, fromNames,
+		tos, ccs, sentAts, dateSources, sortAts, bodies, htmls, snippets, atts, labels, warnings, sizes, raws, origins, externals)
+	if err != nil {
 		return nil, fmt.Errorf("insert emails: %w", err)
 	}
+	needsSorted := make([]bool, n)
+	var ord int64
+	var needs bool
+	_, err = pgx.ForEachRow(rows, []any{&ord, &needs}, func() error {
+		if ord < 1 || ord > int64(n) {
+			return fmt.Errorf("row %d of %d", ord, n)
+		}
+		needsSorted[ord-1] = needs
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("insert emails: %w", err)
+	}
+	seen := make(map[string]bool, n)
+	for k, i := range order {
+		needsPublish[i] = needsSorted[k] && !seen[ids[k]]
+		seen[ids[k]] = true
+	}
 	return needsPublish, nil
+}
+
+func col(n int) []string { return make([]string, n) }
+
+func jsonText(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
 }
