@@ -35,7 +35,7 @@ type StreamOptions struct {
 	ProgressEvery time.Duration // default 500ms
 	// ChunkMessages and ChunkBytes bound a worker's chunk: the parsed
 	// messages it stores in one round trip and publishes before waiting for
-	// the acks. Defaults 100 messages, 8 MiB of raw mail.
+	// the acks. Defaults 100 messages, 4 MiB of raw mail (with 8 workers, at most 32 MiB of mail in flight).
 	ChunkMessages int
 	ChunkBytes    int
 }
@@ -61,7 +61,7 @@ func ImportStream(ctx context.Context, r mailparse.Reader, p *Processor, origin 
 		opts.ChunkMessages = 100
 	}
 	if opts.ChunkBytes <= 0 {
-		opts.ChunkBytes = 8 << 20
+		opts.ChunkBytes = 4 << 20
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
