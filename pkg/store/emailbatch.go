@@ -52,8 +52,8 @@ org AS (
 counted AS (
 	UPDATE sources s SET emails_count = emails_count + c.n
 	FROM (SELECT source_id, count(*) AS n FROM org WHERE source_id IS NOT NULL GROUP BY source_id) c WHERE s.id = c.source_id)
-SELECT i.ord, EXISTS (SELECT 1 FROM ins WHERE ins.id = i.id) OR COALESCE(e.published_at IS NULL, false)
-FROM input i LEFT JOIN emails e ON e.id = i.id`
+SELECT i.ord, ins.id IS NOT NULL OR COALESCE(e.published_at IS NULL, false)
+FROM input i LEFT JOIN ins ON ins.id = i.id LEFT JOIN emails e ON e.id = i.id`
 
 // InsertEmails is InsertEmail plus AddEmailOrigin for a chunk of emails in one
 // statement (one round trip, one transaction): either all of them and their
