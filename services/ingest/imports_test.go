@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
+	"github.com/ownyou/home/services/ingest/intake"
 	"github.com/ownyou/home/services/ingest/mailparse"
 )
 
@@ -127,5 +130,64 @@ func TestImportThatFailsOnEveryDeliveryIsDeadLetteredAsFailed(t *testing.T) {
 	db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM imports WHERE status = 'running' OR run_id <> ''`).Scan(&running)
 	if running != 0 {
 		t.Fatalf("%d imports still hold a run", running)
+	}
+}
+
+// nopRecorder drops an import's progress and message errors.
+type nopRecorder struct{}
+
+func (nopRecorder) Progress(context.Context, intake.Progress) error { return nil }
+func (nopRecorder) MessageError(context.Context, *mailparse.RawMessage, error) error {
+	return nil
+}
+
+// failingPublisher stands in for a bus whose acks never came back.
+type failingPublisher struct{}
+
+func (failingPublisher) PublishIngested(context.Context, *intake.Email) error {
+	return errors.New("acks lost")
+}
+
+func (failingPublisher) PublishIngestedBatch(context.Context, []*intake.Email) error {
+	return errors.New("acks lost")
+}
+
+func TestChunkStoredButNeverPublishedIsPublishedByTheRerunAndAThirdImportIsANoOp(t *testing.T) {
+	e := newEnv(t, testConfig())
+	data := syntheticMbox(t, 40)
+	ctx := context.Background()
+	// A first run stores its chunks, then loses the publish acks (or dies).
+	if err := e.db.CreateImport(ctx, "imp1", "a.mbox", store.ImportQueued, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	proc := intake.New(&emailStore{db: e.db}, failingPublisher{}, mailparse.Options{})
+	origin := func(rm *mailparse.RawMessage) intake.Origin {
+		return intake.Origin{ImportID: "imp1", ExternalID: fmt.Sprintf("a.mbox#%d", rm.Index)}
+	}
+	_, err := intake.ImportStream(ctx, mailparse.NewMboxReader(bytes.NewReader(data), mailparse.ReaderOptions{}), proc, origin,
+		nopRecorder{}, intake.StreamOptions{Workers: 2, ChunkMessages: 8})
+	if err == nil || !strings.Contains(err.Error(), "acks lost") {
+		t.Fatalf("first run: %v, want the publish failure", err)
+	}
+	stored := e.emails()
+	if stored == 0 || e.ingested() != 0 {
+		t.Fatalf("first run stored %d emails and published %d; want some stored, none published", stored, e.ingested())
+	}
+	var marked int
+	e.db.Pool.QueryRow(ctx, `SELECT count(*) FROM emails WHERE published_at IS NOT NULL`).Scan(&marked)
+	if marked != 0 {
+		t.Fatalf("%d emails marked published although no ack came", marked)
+	}
+	// The rerun (here: the service importing the same file) publishes all of them once.
+	e.start()
+	e.upload("imp2", "a.mbox", data)
+	im := e.waitImport("imp2")
+	if im.Status != store.ImportDone || im.Imported != 40 || e.emails() != 40 || e.ingested() != 40 {
+		t.Fatalf("rerun %+v, emails %d, published %d", im, e.emails(), e.ingested())
+	}
+	e.upload("imp3", "a.mbox", data)
+	im = e.waitImport("imp3")
+	if im.Imported != 0 || im.Duplicates != 40 || e.ingested() != 40 {
+		t.Fatalf("third import %+v, published %d", im, e.ingested())
 	}
 }
