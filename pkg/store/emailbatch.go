@@ -21,31 +21,31 @@ type EmailWrite struct {
 // with their origins (counting new origins on their sources) in one
 // statement, and answers per input row (by ordinal) whether the email still
 // needs its emails.ingested event: new, or stored earlier but never marked
-// published. Array-valued columns travel as JSON text, since unnest cannot
-// carry arrays of arrays.
+// published. Array-valued columns travel as array literals
+// (text), since unnest cannot carry arrays of arrays; attachments as JSON text.
 const insertEmailsWithOrigins = `
 WITH input AS (
 	SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
 		$10::text[], $11::text[], $12::timestamptz[], $13::text[], $14::timestamptz[], $15::text[], $16::text[], $17::text[], $18::text[],
 		$19::text[], $20::text[], $21::bigint[], $22::bytea[], $23::text[], $24::text[])
 	WITH ORDINALITY AS t(id, source_id, import_id, message_id, content_hash, thread_id, subject, from_addr, from_name,
-		to_json, cc_json, sent_at, date_source, sort_at, body_text, body_html, snippet, attachments,
-		labels_json, warnings_json, size_bytes, raw_zstd, origin, external_id, ord)),
+		to_lit, cc_lit, sent_at, date_source, sort_at, body_text, body_html, snippet, attachments,
+		labels_lit, warnings_lit, size_bytes, raw_zstd, origin, external_id, ord)),
 ins AS (
 	INSERT INTO emails (id, source_id, import_id, message_id, content_hash, thread_id, subject, from_addr, from_name,
 		to_addrs, cc_addrs, sent_at, date_source, sort_at, body_text, body_html, snippet, attachments, labels, warnings,
 		size_bytes, raw_zstd)
 	SELECT id, NULLIF(source_id, ''), NULLIF(import_id, ''), message_id, content_hash, thread_id, subject, from_addr, from_name,
-		ARRAY(SELECT jsonb_array_elements_text(to_json::jsonb)), ARRAY(SELECT jsonb_array_elements_text(cc_json::jsonb)),
+		to_lit::text[], cc_lit::text[],
 		sent_at, date_source, sort_at, body_text, body_html, snippet, attachments::jsonb,
-		ARRAY(SELECT jsonb_array_elements_text(labels_json::jsonb)), ARRAY(SELECT jsonb_array_elements_text(warnings_json::jsonb)),
+		labels_lit::text[], warnings_lit::text[],
 		size_bytes, raw_zstd
 	FROM input ORDER BY ord
 	ON CONFLICT DO NOTHING
 	RETURNING id),
 org AS (
 	INSERT INTO email_origins (email_id, origin, source_id, import_id, external_id, labels)
-	SELECT id, origin, NULLIF(source_id, ''), NULLIF(import_id, ''), external_id, ARRAY(SELECT jsonb_array_elements_text(labels_json::jsonb))
+	SELECT id, origin, NULLIF(source_id, ''), NULLIF(import_id, ''), external_id, labels_lit::text[]
 	FROM input ORDER BY ord
 	ON CONFLICT DO NOTHING
 	RETURNING source_id),
@@ -90,16 +90,8 @@ func (db *DB) InsertEmails(ctx context.Context, ws []EmailWrite) (needsPublish [
 		ids[k], sourceIDs[k], importIDs[k], messageIDs[k], hashes[k] = e.ID, o.SourceID, o.ImportID, e.MessageID, e.ContentHash
 		threads[k], subjects[k], fromAddrs[k], fromNames[k], dateSources[k] = e.ThreadID, e.Subject, e.FromAddr, e.FromName, e.DateSource
 		bodies[k], htmls[k], sizes[k], externals[k] = e.BodyText, e.BodyHTML, e.SizeBytes, o.ExternalID
-		if tos[k], err = jsonText(nonNilS(e.To)); err == nil {
-			if ccs[k], err = jsonText(nonNilS(e.Cc)); err == nil {
-				if atts[k], err = jsonText(nonNil(e.Attachments)); err == nil {
-					if labels[k], err = jsonText(nonNilS(o.Labels)); err == nil {
-						warnings[k], err = jsonText(nonNilS(e.Warnings))
-					}
-				}
-			}
-		}
-		if err != nil {
+		tos[k], ccs[k], labels[k], warnings[k] = arrayLiteral(e.To), arrayLiteral(e.Cc), arrayLiteral(o.Labels), arrayLiteral(e.Warnings)
+		if atts[k], err = jsonText(nonNil(e.Attachments)); err != nil {
 			return nil, fmt.Errorf("insert emails: %w", err)
 		}
 		sentAts[k], sortAts[k] = e.SentAt, now
@@ -149,4 +141,26 @@ func col(n int) []string { return make([]string, n) }
 func jsonText(v any) (string, error) {
 	b, err := json.Marshal(v)
 	return string(b), err
+}
+
+// arrayLiteral writes l as a Postgres text[] literal: every element quoted,
+// backslashes and quotes escaped.
+func arrayLiteral(l []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, v := range l {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('"')
+		for j := 0; j < len(v); j++ {
+			if v[j] == '"' || v[j] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(v[j])
+		}
+		b.WriteByte('"')
+	}
+	b.WriteByte('}')
+	return b.String()
 }

@@ -88,3 +88,44 @@ func equalBools(a, b []bool) bool {
 	}
 	return true
 }
+
+func TestInsertEmailsKeepsListValuesExactly(t *testing.T) {
+	db := testkit.DB(t)
+	ctx := context.Background()
+	if err := db.CreateImport(ctx, "imp", "a.mbox", store.ImportQueued, 1); err != nil {
+		t.Fatal(err)
+	}
+	odd := []string{`a"b@x`, `back\slash@x`, "NULL", "", "{brace},comma", "ünï cödé", " spaced "}
+	e := email("odd@x", "odd", time.Now())
+	e.To, e.Cc, e.Warnings, e.Labels = odd, nil, []string{`warn "x"`}, odd
+	e.Attachments = []store.Attachment{{Name: `r"é.pdf`, ContentType: "application/pdf", Size: 3}}
+	if _, err := db.InsertEmails(ctx, []store.EmailWrite{{Email: e, Origin: store.EmailOrigin{ImportID: "imp", ExternalID: "f#0", Labels: odd}}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.GetEmail(ctx, store.EmailID(e.MessageID, e.ContentHash))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equalStrings(got.To, odd) || len(got.Cc) != 0 || !equalStrings(got.Warnings, e.Warnings) || !equalStrings(got.Labels, odd) {
+		t.Fatalf("to %q cc %q warnings %q labels %q", got.To, got.Cc, got.Warnings, got.Labels)
+	}
+	if len(got.Attachments) != 1 || got.Attachments[0] != e.Attachments[0] {
+		t.Fatalf("attachments %+v", got.Attachments)
+	}
+	var originLabels []string
+	if err := db.Pool.QueryRow(ctx, `SELECT labels FROM email_origins WHERE import_id = 'imp'`).Scan(&originLabels); err != nil || !equalStrings(originLabels, odd) {
+		t.Fatalf("origin labels %q %v", originLabels, err)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
