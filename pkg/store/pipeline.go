@@ -28,8 +28,9 @@ func (db *DB) MarkStageDone(ctx context.Context, emailID, stage string) error {
 }
 
 // RecordDeadLetter stores a dead letter (once per stage and message) and, when
-// it is about an email, marks that email failed at the stage. It implements
-// bus.DeadLetterRecorder.
+// it is about an email, marks that email failed at the stage; when it is a
+// file import's request, marks that import failed with the error (unless it
+// is done). It implements bus.DeadLetterRecorder.
 func (db *DB) RecordDeadLetter(ctx context.Context, dl bus.DeadLetter) error {
 	payload := dl.Payload
 	if !json.Valid(payload) {
@@ -54,6 +55,15 @@ func (db *DB) RecordDeadLetter(ctx context.Context, dl bus.DeadLetter) error {
 			ON CONFLICT (email_id, stage) DO UPDATE SET status = 'failed', error = EXCLUDED.error, attempts = EXCLUDED.attempts, updated_at = now()`,
 			dl.Key, dl.Stage, dl.Error, dl.Attempts); err != nil {
 			return fmt.Errorf("dead letter: mark stage: %w", err)
+		}
+	}
+	if dl.Key != "" && dl.Stage == bus.ConsumerIngestImports {
+		if _, err := tx.Exec(ctx, `
+			UPDATE imports SET status = $2, run_id = '', finished_at = now(), updated_at = now(),
+				error = 'import gave up after ' || $3::int || ' attempts: ' || $4
+			WHERE id = $1 AND status <> $5`,
+			dl.Key, ImportFailed, dl.Attempts, dl.Error, ImportDone); err != nil {
+			return fmt.Errorf("dead letter: mark import: %w", err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {

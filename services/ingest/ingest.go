@@ -31,8 +31,9 @@ type Config struct {
 	Concurrency     int           `env:"OWNYOU_INGEST_CONCURRENCY" envDefault:"2" help:"file imports handled at once by this process"`
 	SyncInterval    time.Duration `env:"OWNYOU_INGEST_SYNC_INTERVAL" envDefault:"15m" help:"time between scheduled syncs of a source"`
 	RetryAfter      time.Duration `env:"OWNYOU_INGEST_RETRY_AFTER" envDefault:"5m" help:"delay before retrying a failed sync"`
-	StaleAfter      time.Duration `env:"OWNYOU_INGEST_STALE_AFTER" envDefault:"5m" help:"a sync run without heartbeat for this long is failed and retried"`
-	HeartbeatEvery  time.Duration `env:"OWNYOU_INGEST_HEARTBEAT" envDefault:"20s" help:"how often a running sync proves it is alive"`
+	StaleAfter      time.Duration `env:"OWNYOU_INGEST_STALE_AFTER" envDefault:"5m" help:"a sync run or file import without heartbeat for this long is failed and retried"`
+	ImportAttempts  int           `env:"OWNYOU_INGEST_IMPORT_ATTEMPTS" envDefault:"3" help:"runs of a file import that stalled (its process died) before it is left failed"`
+	HeartbeatEvery  time.Duration `env:"OWNYOU_INGEST_HEARTBEAT" envDefault:"20s" help:"how often a running sync or file import proves it is alive"`
 	PollEvery       time.Duration `env:"OWNYOU_INGEST_POLL" envDefault:"2s" help:"how often the scheduler looks for due sources"`
 	MaxSyncs        int           `env:"OWNYOU_INGEST_MAX_SYNCS" envDefault:"2" help:"sources synced at once by this process"`
 	Workers         int           `env:"OWNYOU_INGEST_WORKERS" envDefault:"8" help:"parallel parse/store/publish workers per file import"`
@@ -121,8 +122,10 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 }
 
-// schedule fails stale runs, then claims due sources up to MaxSyncs.
+// schedule fails stale runs and imports (retrying what may be retried),
+// then claims due sources up to MaxSyncs.
 func (s *Service) schedule(ctx context.Context) {
+	s.sweepImports(ctx)
 	if ids, err := s.db.FailStaleRuns(ctx, s.cfg.StaleAfter, 0); err != nil {
 		if ctx.Err() == nil {
 			s.log.ErrorContext(ctx, "stale run check failed", "err", err)

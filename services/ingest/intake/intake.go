@@ -46,9 +46,29 @@ type Store interface {
 	MarkPublished(ctx context.Context, ids ...string) error
 }
 
+// BatchStore is a Store that can store a chunk of emails in one round trip;
+// ImportStream uses it when the Store implements it.
+type BatchStore interface {
+	Store
+	// UpsertEmails is UpsertEmail for every email of es in one transaction
+	// (all stored or none); needsPublish[i] answers for es[i], and an email
+	// that appears twice in es needs its event only once.
+	UpsertEmails(ctx context.Context, es []*Email) (needsPublish []bool, err error)
+}
+
 // Publisher publishes emails.ingested; the bus dedupes by Msg-Id = email id.
 type Publisher interface {
 	PublishIngested(ctx context.Context, e *Email) error
+}
+
+// BatchPublisher is a Publisher that can publish a chunk of events without
+// waiting for each acknowledgement in turn; ImportStream uses it when the
+// Publisher implements it.
+type BatchPublisher interface {
+	Publisher
+	// PublishIngestedBatch returns nil only once every event of es is
+	// acknowledged by the bus; on error any subset may be published.
+	PublishIngestedBatch(ctx context.Context, es []*Email) error
 }
 
 // Result is the outcome of one Process call.
@@ -97,13 +117,10 @@ func (p *Processor) Process(ctx context.Context, o Origin, raw []byte) (Result, 
 // them). Until then a rerun publishes the email again, under the same
 // Msg-Id, which the bus dedupes and consumers treat as a repeat.
 func (p *Processor) ProcessUnmarked(ctx context.Context, o Origin, raw []byte) (Result, error) {
-	opts := p.opts
-	opts.FallbackDate = o.FallbackDate
-	msg, err := mailparse.Parse(raw, opts)
+	e, err := p.parse(o, raw)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %w", ErrUnparseable, err)
+		return Result{}, err
 	}
-	e := &Email{ID: EmailID(msg.MessageID, msg.ContentHash), Origin: o, Msg: msg, Raw: raw}
 	needs, err := p.store.UpsertEmail(ctx, e)
 	if err != nil {
 		return Result{EmailID: e.ID}, fmt.Errorf("store email: %w", err)
@@ -115,4 +132,69 @@ func (p *Processor) ProcessUnmarked(ctx context.Context, o Origin, raw []byte) (
 		return Result{EmailID: e.ID}, fmt.Errorf("publish email: %w", err)
 	}
 	return Result{EmailID: e.ID, Published: true}, nil
+}
+
+// parse turns raw into an Email; a parse failure wraps ErrUnparseable.
+func (p *Processor) parse(o Origin, raw []byte) (*Email, error) {
+	opts := p.opts
+	opts.FallbackDate = o.FallbackDate
+	msg, err := mailparse.Parse(raw, opts)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnparseable, err)
+	}
+	return &Email{ID: EmailID(msg.MessageID, msg.ContentHash), Origin: o, Msg: msg, Raw: raw}, nil
+}
+
+// storeChunk stores a chunk of parsed emails, publishes the events they
+// still need and marks those published, in that order: a failure at any
+// step leaves the chunk unmarked, so storing it again (a retry, a rerun)
+// publishes what was not confirmed under the same Msg-Ids. It returns how
+// many emails were published and how many were already known.
+func (p *Processor) storeChunk(ctx context.Context, es []*Email) (published, duplicate int, err error) {
+	if len(es) == 0 {
+		return 0, 0, nil
+	}
+	var needs []bool
+	if bs, ok := p.store.(BatchStore); ok {
+		if needs, err = bs.UpsertEmails(ctx, es); err != nil {
+			return 0, 0, fmt.Errorf("store emails: %w", err)
+		}
+	} else {
+		needs = make([]bool, len(es))
+		seen := make(map[string]bool, len(es))
+		for i, e := range es {
+			n, err := p.store.UpsertEmail(ctx, e)
+			if err != nil {
+				return 0, 0, fmt.Errorf("store email: %w", err)
+			}
+			needs[i] = n && !seen[e.ID]
+			seen[e.ID] = true
+		}
+	}
+	todo := make([]*Email, 0, len(es))
+	ids := make([]string, 0, len(es))
+	for i, e := range es {
+		if needs[i] {
+			todo = append(todo, e)
+			ids = append(ids, e.ID)
+		}
+	}
+	if len(todo) > 0 {
+		if bp, ok := p.pub.(BatchPublisher); ok {
+			err = bp.PublishIngestedBatch(ctx, todo)
+		} else {
+			for _, e := range todo {
+				if err = p.pub.PublishIngested(ctx, e); err != nil {
+					break
+				}
+			}
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("publish emails: %w", err)
+		}
+		if err := p.store.MarkPublished(ctx, ids...); err != nil {
+			return 0, 0, fmt.Errorf("mark published: %w", err)
+		}
+	}
+	return len(todo), len(es) - len(todo), nil
 }

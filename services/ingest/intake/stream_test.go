@@ -81,3 +81,60 @@ func TestImportStreamStopsOnInfrastructureFailure(t *testing.T) {
 		t.Fatalf("err = %v, want the publish failure", err)
 	}
 }
+
+// batchPub is a BatchPublisher whose batches fail while fail is set.
+type batchPub struct {
+	memPub
+	batches int
+}
+
+func (p *batchPub) PublishIngestedBatch(ctx context.Context, es []*Email) error {
+	p.mu.Lock()
+	p.batches++
+	fail := p.fail
+	p.mu.Unlock()
+	if fail != nil {
+		return fail
+	}
+	for _, e := range es {
+		if err := p.PublishIngested(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func TestChunkWhosePublishFailsIsNotMarkedAndIsPublishedOnRerun(t *testing.T) {
+	var b bytes.Buffer
+	if err := mailparse.WriteSyntheticMbox(&b, 25, 5); err != nil {
+		t.Fatal(err)
+	}
+	data := b.Bytes()
+	st, pub := newMemStore(), &batchPub{memPub: memPub{fail: errors.New("acks lost")}}
+	p := New(st, pub, mailparse.Options{})
+	opts := StreamOptions{Workers: 2, ChunkMessages: 10}
+	prog, err := ImportStream(context.Background(), mailparse.NewMboxReader(bytes.NewReader(data), mailparse.ReaderOptions{}), p, fileOrigin, &memRecorder{}, opts)
+	if err == nil || !strings.Contains(err.Error(), "acks lost") {
+		t.Fatalf("err = %v, want the publish failure", err)
+	}
+	if prog.Imported != 0 || len(st.published) != 0 {
+		t.Fatalf("failed chunk counted or marked: progress %+v, marked %d", prog, len(st.published))
+	}
+	if len(st.emails) == 0 {
+		t.Fatal("the failed chunk was not stored before publishing")
+	}
+	// The rerun publishes every email, the stored-but-unconfirmed ones included.
+	pub.fail = nil
+	prog, err = ImportStream(context.Background(), mailparse.NewMboxReader(bytes.NewReader(data), mailparse.ReaderOptions{}), p, fileOrigin, &memRecorder{}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prog.Imported != 25 || prog.Duplicate != 0 || len(st.published) != 25 || len(pub.ids) != 25 || pub.batches < 3 {
+		t.Fatalf("rerun: progress %+v, marked %d, published %d in %d batches", prog, len(st.published), len(pub.ids), pub.batches)
+	}
+	// A third run is a no-op.
+	prog, err = ImportStream(context.Background(), mailparse.NewMboxReader(bytes.NewReader(data), mailparse.ReaderOptions{}), p, fileOrigin, &memRecorder{}, opts)
+	if err != nil || prog.Imported != 0 || prog.Duplicate != 25 || len(pub.ids) != 25 {
+		t.Fatalf("third run: %+v %v, published %d", prog, err, len(pub.ids))
+	}
+}
