@@ -16,6 +16,9 @@ var (
 	reURL      = regexp.MustCompile(`(?i)\b(https?://|www\.)\S+`)
 	reAddress  = regexp.MustCompile(`\S+@\S+\.\S+`)
 	reSentence = regexp.MustCompile(`[^.!?\n]+[.!?]*`)
+	// reGenericPhrase are phrases whose words name a topic they are not
+	// about: "2 business days" is a delivery time, not business news.
+	reGenericPhrase = regexp.MustCompile(`(?i)\b(business|working) days?\b`)
 )
 
 // cleanText drops boilerplate sentences, links and addresses from an email
@@ -23,6 +26,7 @@ var (
 func cleanText(s string) string {
 	s = reURL.ReplaceAllString(s, " ")
 	s = reAddress.ReplaceAllString(s, " ")
+	s = reGenericPhrase.ReplaceAllString(s, " ")
 	var b strings.Builder
 	for _, sent := range reSentence.FindAllString(s, -1) {
 		if boilerplate.MatchString(sent) {

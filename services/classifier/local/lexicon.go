@@ -26,8 +26,20 @@ type term struct {
 // lexicon maps a section to lower-cased Tier-1 names to their terms.
 type lexicon map[taxonomy.Section]map[string][]term
 
-// loadLexicon parses the embedded lexicon. Interests without an entry of
-// their own use the content entry of the same name.
+// terms returns a Tier-1's terms in section s. Interests without an entry of
+// their own use the content entry of the same name (Travel, Pets, …).
+func (l lexicon) terms(s taxonomy.Section, name string) []term {
+	name = strings.ToLower(name)
+	if ts, ok := l[s][name]; ok {
+		return ts
+	}
+	if s == taxonomy.SectionInterests {
+		return l[taxonomy.SectionContent][name]
+	}
+	return nil
+}
+
+// loadLexicon parses the embedded lexicon.
 func loadLexicon() (lexicon, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(lexiconJSON, &raw); err != nil {
@@ -51,11 +63,6 @@ func loadLexicon() (lexicon, error) {
 				}
 				lex[s][strings.ToLower(name)] = append(lex[s][strings.ToLower(name)], t)
 			}
-		}
-	}
-	for name, ts := range lex[taxonomy.SectionContent] {
-		if _, ok := lex[taxonomy.SectionInterests][name]; !ok {
-			lex[taxonomy.SectionInterests][name] = ts
 		}
 	}
 	return lex, nil
