@@ -57,6 +57,36 @@ func TestHeldOutSetHasAtLeast30EmailsWithValidLabelsNotInTheTuningSet(t *testing
 	}
 }
 
+func TestBlindSetHasAtLeast40EmailsWithValidLabelsNotInTheOtherSets(t *testing.T) {
+	seen := map[string]bool{}
+	for _, get := range []func() ([]eval.Labeled, error){eval.Set, eval.HeldOut} {
+		set, err := get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range set {
+			seen[l.ID] = true
+			seen[l.Subject] = true
+		}
+	}
+	blind, err := eval.Blind()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blind) < 40 {
+		t.Fatalf("blind set has %d emails, want ≥ 40", len(blind))
+	}
+	if err := eval.Validate(testenv.Taxonomies(t), blind); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range blind {
+		if seen[l.ID] || seen[l.Subject] || l.Body == "" || len(l.Content) == 0 || len(l.Interests) == 0 {
+			t.Errorf("blind email repeats another set or is incomplete: %+v", l)
+		}
+		seen[l.ID] = true
+	}
+}
+
 func TestScoreCountsTopOnePredictionsAndAbsentIntent(t *testing.T) {
 	tax := testenv.Taxonomies(t)
 	set := []eval.Labeled{

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 
@@ -21,9 +22,9 @@ import (
 	"github.com/ownyou/home/services/classifier/core"
 )
 
-// PromptVersion versions the descriptions, thresholds and rules; it is stored
+// PromptVersion versions the descriptions, lexicon, thresholds and rules; it is stored
 // with every classification as provenance.
-const PromptVersion = "local-v1"
+const PromptVersion = "local-v2"
 
 // Name is the backend name recorded in provenance.
 const Name = "local"
@@ -60,6 +61,7 @@ type node struct {
 	cat     *taxonomy.Category
 	vec     []float32
 	nameVec []float32 // the category's own name
+	terms   []term    // hand-written typical words and phrases (lexicon.json)
 	kids    []*node   // descendants, each described by its own path
 }
 
@@ -82,6 +84,12 @@ var classifiedSections = []taxonomy.Section{taxonomy.SectionContent, taxonomy.Se
 // message is about, and "Sensitive Topics" must never be guessed by similarity.
 var excludedTops = map[string]bool{"Genres": true, "Sensitive Topics": true}
 
+// fallbackTops are Tier-1 categories whose typical words (sale, delivered,
+// parcel) occur in mail about any purchase: their lexicon hits count half, so
+// the merchant and what was bought decide the topic when the email says, and
+// they win only when it does not ("your package has been delivered").
+var fallbackTops = map[string]float64{"Shopping": 0.5}
+
 // New embeds the category descriptions of every classified section once.
 func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Embedder == nil || cfg.Taxonomies == nil || cfg.Taxonomies.Audience == nil || cfg.Taxonomies.Content == nil {
@@ -97,12 +105,16 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		cfg.MaxPerSection = DefaultMaxPerSection
 	}
 	b := &Backend{cfg: cfg}
+	lex, err := loadLexicon()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
 	for _, s := range classifiedSections {
 		tax := cfg.Taxonomies.Audience
 		if s == taxonomy.SectionContent {
 			tax = cfg.Taxonomies.Content
 		}
-		idx, err := buildSection(ctx, cfg.Embedder, tax, s)
+		idx, err := buildSection(ctx, cfg.Embedder, tax, s, lex)
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", s, err)
 		}
@@ -121,7 +133,7 @@ func Label(tax *taxonomy.Taxonomy, c *taxonomy.Category) string {
 	return strings.Join(path, " ")
 }
 
-func buildSection(ctx context.Context, emb core.Embedder, tax *taxonomy.Taxonomy, s taxonomy.Section) (*sectionIndex, error) {
+func buildSection(ctx context.Context, emb core.Embedder, tax *taxonomy.Taxonomy, s taxonomy.Section, lex lexicon) (*sectionIndex, error) {
 	cats := tax.InSection(s)
 	idx := &sectionIndex{section: s, tax: tax}
 	byTop := map[string]*node{}
@@ -134,7 +146,7 @@ func buildSection(ctx context.Context, emb core.Embedder, tax *taxonomy.Taxonomy
 		}
 		tn := byTop[top.ID]
 		if tn == nil {
-			tn = &node{cat: top}
+			tn = &node{cat: top, terms: lex.terms(s, top.Name)}
 			byTop[top.ID] = tn
 			idx.tops = append(idx.tops, tn)
 		}
@@ -145,12 +157,22 @@ func buildSection(ctx context.Context, emb core.Embedder, tax *taxonomy.Taxonomy
 			owners = append(owners, n)
 		}
 	}
-	// A Tier-1 description is its name plus the names of its subtree: "Travel"
+	for name := range lex[s] {
+		found := false
+		for _, tn := range idx.tops {
+			found = found || strings.ToLower(tn.cat.Name) == name
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: lexicon names %q, not a Tier-1 of %s", ErrConfig, name, s)
+		}
+	}
+	// A Tier-1 description is its name, its lexicon terms and the names of its subtree: "Travel"
 	// alone says little; "Travel Air Travel Hotels Cruises Rail …" says a lot.
 	for _, tn := range idx.tops {
 		var b strings.Builder
 		name := Label(tax, tn.cat)
 		b.WriteString(name + ". " + name + ". ")
+		b.WriteString(termsText(tn.terms))
 		for _, k := range tn.kids {
 			b.WriteString(k.cat.Name)
 			b.WriteString(". ")
@@ -223,6 +245,7 @@ type emailVector struct {
 	subject []float32
 	words   [][]float32 // content-word vectors when the embedder has them
 	weights []float64
+	tokens  tokenText // subject, sender and cleaned body, for lexicon terms
 }
 
 // WordVectors is implemented by static word-vector embedders (pkg/wordvec):
@@ -238,11 +261,15 @@ func (b *Backend) emailVectors(ctx context.Context, emails []core.Email) ([]emai
 	var texts []string
 	var slots []*[]float32
 	model := b.cfg.Embedder.ModelID()
+	bodies := make([]string, len(emails))
 	for i, e := range emails {
+		bodies[i] = cleanText(e.Text)
+		out[i].tokens = newTokenText(tokenize(e.Subject + " . " + senderWords(e.From) + " . " + bodies[i]))
 		if e.VectorModel == model && hasVectors(e.Chunks) {
 			out[i].whole = meanVector(e.Chunks, b.cfg.Embedder.Dim())
 		} else {
-			texts = append(texts, e.Subject+". "+e.Subject+". "+e.Text)
+			subj := strings.Join(contentTokens(e.Subject), " ")
+			texts = append(texts, subj+". "+subj+". "+strings.Join(contentTokens(bodies[i]), " "))
 			slots = append(slots, &out[i].whole)
 		}
 		texts = append(texts, e.Subject)
@@ -264,7 +291,7 @@ func (b *Backend) emailVectors(ctx context.Context, emails []core.Email) ([]emai
 	if wv, ok := b.cfg.Embedder.(WordVectors); ok {
 		for i, e := range emails {
 			seen := map[string]bool{}
-			for _, w := range tokenize(e.Subject + " " + e.Subject + " " + e.Text) {
+			for _, w := range contentTokens(e.Subject + " " + bodies[i]) {
 				if seen[w] {
 					continue
 				}
@@ -312,7 +339,7 @@ type scored struct {
 func (b *Backend) classifySection(idx *sectionIndex, e core.Email, ev emailVector, sig signals, interest *node) ([]core.Classification, *node) {
 	var tops []scored
 	for _, tn := range idx.tops {
-		s := tierScore(ev.whole, tn) + voteW*vote(ev, tn)
+		s := tierScore(ev.whole, tn) + voteW*vote(ev, tn) + lexW*lexWeight(tn.cat)*lexScore(lexHits(ev.tokens, tn.terms))
 		if interest != nil {
 			s += agreeW * vec.Cosine(tn.nameVec, interest.nameVec)
 		}
@@ -406,12 +433,28 @@ func tierScore(v []float32, tn *node) float64 {
 const (
 	kidsK = 3
 	ownW  = 0.7
-	voteW = 6.0
+	voteW = 3.0
 	voteT = 0.75
 	// agreeW pulls purchase intent towards the email's interest: an order
 	// from a travel site is travel intent (name similarity of the two Tier-1s).
 	agreeW = 0.3
+	// lexW weighs the lexicon hits (lexicon.json) against the similarities.
+	lexW = 0.2
 )
+
+// lexScore turns a count of lexicon hits into a score with diminishing
+// returns: the first typical word says much, the tenth little more.
+func lexScore(hits int) float64 {
+	return math.Log1p(float64(hits))
+}
+
+// lexWeight is 1, or less for a fallback Tier-1.
+func lexWeight(c *taxonomy.Category) float64 {
+	if w, ok := fallbackTops[c.Name]; ok {
+		return w
+	}
+	return 1
+}
 
 // vote is the SIF-weighted share of the email's words that lie close to v.
 func vote(ev emailVector, tn *node) float64 {

@@ -31,6 +31,66 @@ func TestLocalBackendReachesTier1AccuracyTargetWithWordVectors(t *testing.T) {
 	}
 }
 
+func TestLocalBackendKeepsTier1AccuracyOnTheHeldOutSet(t *testing.T) {
+	tax := testenv.Taxonomies(t)
+	b, err := local.New(context.Background(), local.Config{Embedder: testenv.WordVec(t), Taxonomies: tax})
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := eval.HeldOut()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := eval.Run(context.Background(), b, tax, set, 25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 0.792 when the lexicon was written; a change that loses generalization
+	// shows here first.
+	if acc := r.Tier1Accuracy(); acc < 0.75 {
+		t.Errorf("held-out Tier-1 accuracy %.3f < 0.75; misses:\n%s", acc, strings.Join(r.Misses, "\n"))
+	}
+}
+
+func TestMerchantNotOrderWordingDecidesTheTopic(t *testing.T) {
+	tax := testenv.Taxonomies(t)
+	b, err := local.New(context.Background(), local.Config{Embedder: testenv.WordVec(t), Taxonomies: tax})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		e    core.Email
+		want string // content Tier-1 ranked first
+	}{
+		{core.Email{ID: "vet", From: "Oakfield Vets <hello@oakfieldvets.com>", Subject: "Booking confirmed: Rex's vaccination",
+			Text: "Your booking is confirmed. Rex (labrador) is booked in for his annual vaccination with the vet on Monday at 9:00. Total £65. Unsubscribe from reminders."}, "Pets"},
+		{core.Email{ID: "yarn", From: "Orders <orders@craftyarns.com>", Subject: "Your order has shipped",
+			Text: "Your order has shipped and will arrive in 2 business days: 4 balls of merino wool yarn and a pair of 5mm knitting needles. Order total 28.00."}, "Hobbies & Interests"},
+		{core.Email{ID: "food", From: "Luigi's <orders@luigis-pizzeria.com>", Subject: "Your order is confirmed",
+			Text: "Thanks for your order! 1 x large margherita pizza, 1 x garlic bread, 1 x tiramisu. Delivery in 35 minutes. Total 24.50."}, "Food & Drink"},
+	}
+	var emails []core.Email
+	for _, c := range cases {
+		emails = append(emails, c.e)
+	}
+	cls, err := b.Classify(context.Background(), emails)
+	if err != nil {
+		t.Fatal(err)
+	}
+	best := map[string]core.Classification{}
+	for _, c := range cls {
+		if c.Taxonomy == "content" && c.Confidence > best[c.EmailID].Confidence {
+			best[c.EmailID] = c
+		}
+	}
+	for _, c := range cases {
+		top := tax.Content.Top(best[c.e.ID].CategoryID)
+		if top == nil || top.Name != c.want {
+			t.Errorf("%s: content %v, want %s", c.e.ID, top, c.want)
+		}
+	}
+}
+
 // countingEmbedder records every text it embeds.
 type countingEmbedder struct {
 	core.Embedder
@@ -64,7 +124,7 @@ func TestStoredChunkVectorsOfTheSameModelAreReusedNotReembedded(t *testing.T) {
 	}
 	bodies := 0
 	for _, tx := range ce.texts {
-		if strings.Contains(tx, "BA117") {
+		if strings.Contains(strings.ToLower(tx), "heathrow") {
 			bodies++
 		}
 	}

@@ -15,10 +15,11 @@ type signals struct {
 	transactional bool            // an order, booking, receipt, quote, appointment, renewal
 	newsletter    bool            // a list mailing rather than an action
 	topics        map[string]bool // Tier-1 names a rule asserts, lower-cased
+	ruledOut      map[string]bool // Tier-1 names a rule rules out, lower-cased
 }
 
 var (
-	reTransactional = regexp.MustCompile(`\b(order(ed)?|booking|booked|book (a|your)|reservation|reserved|confirm(ed|ation)|receipt|invoice|tickets?|e-ticket|appointment|deliver(y|ed)|dispatched|shipped|quote[sd]?|test drive|renew(s|al)?|pre-order|prescription|membership|purchase|subscription|checkout|\d+% off|sale)\b`)
+	reTransactional = regexp.MustCompile(`\b(order(ed)?|booking|booked|book (a|your)|reservation|reserved|confirm(ed|ation)|receipt|invoice|tickets?|e-ticket|appointment|deliver(y|ed)|dispatched|shipped|quote[sd]?|test drive|renew(s|al)?|pre-order|prescription|membership|purchase|subscription|checkout|matching your search|match your search|saved search|new listings?|jobs? for|jobs? matching|role|recruit(er|ing)|enrol(led|ment)?|enroll(ed|ment)?|course|consultation|reminder|is due|are due|due (this|next)|deposit|mortgage|quote|\d+% off|sale)\b`)
 	reNewsletter    = regexp.MustCompile(`(?i)\b(newsletter|unsubscribe|weekly|digest|this week in|briefing|today in)\b`)
 )
 
@@ -27,14 +28,23 @@ var (
 // their own belong here: a boarding pass is travel whatever else it says.
 type topicRule struct {
 	re    *regexp.Regexp
-	names []string // Tier-1 names across Content, Interest and Purchase Intent
+	not   *regexp.Regexp // when set and matching, the rule does not apply
+	names []string       // Tier-1 names across Content, Interest and Purchase Intent
+	// rulesOut names Tier-1s the match excludes: a vet's appointment is
+	// not the reader's medical care.
+	rulesOut []string
 }
 
+// rePets marks mail about an animal: a vaccination or an appointment there
+// is the pet's, not the reader's health.
+var rePets = regexp.MustCompile(`\b(vets?|veterinary|dog walk(er|ing)?|walk the dog|pet sitt(er|ing)|kennels?|cattery|puppy|kitten)\b`)
+
 var topicRules = []topicRule{
-	{regexp.MustCompile(`\b(flight|boarding pass|check-in|itinerary|e-ticket|hotel|car hire|airport|departs|stay at)\b`), []string{"travel", "travel and tourism"}},
-	{regexp.MustCompile(`\b(statement balance|minimum payment|credit score|tax return|portfolio|pension|premium|savings)\b`), []string{"personal finance", "finance and insurance"}},
-	{regexp.MustCompile(`\b(prescription|pharmacy|gp appointment|dentist|dental|vaccination)\b`), []string{"medical health", "health and medical services"}},
-	{regexp.MustCompile(`\b(job alert|jobs? matching|resume|cv|interview|hiring manager|apply now)\b`), []string{"careers", "education and careers"}},
+	{regexp.MustCompile(`\b(flight|boarding pass|check-in|itinerary|e-ticket|hotel|car hire|airport|departs|stay at)\b`), nil, []string{"travel", "travel and tourism"}, nil},
+	{regexp.MustCompile(`\b(statement balance|minimum payment|credit score|tax return|portfolio|pension|premium|savings)\b`), nil, []string{"personal finance", "finance and insurance"}, nil},
+	{regexp.MustCompile(`\b(prescription|pharmacy|gp appointment|dentist|dental|vaccination)\b`), rePets, []string{"medical health", "health and medical services"}, nil},
+	{rePets, nil, []string{"pets", "pet services"}, []string{"medical health", "health and medical services", "pharmaceuticals, conditions, and symptoms"}},
+	{regexp.MustCompile(`\b(job alert|jobs? matching|resume|cv|interview|hiring manager|apply now)\b`), nil, []string{"careers", "education and careers"}, nil},
 }
 
 // ruleBoost is added to a rule-asserted Tier-1's similarity score.
@@ -46,11 +56,15 @@ func detectSignals(e core.Email) signals {
 		transactional: reTransactional.MatchString(text),
 		newsletter:    reNewsletter.MatchString(e.Subject) || strings.Contains(strings.ToLower(e.From), "newsletter") || strings.Contains(text, "unsubscribe"),
 		topics:        map[string]bool{},
+		ruledOut:      map[string]bool{},
 	}
 	for _, r := range topicRules {
-		if r.re.MatchString(text) {
+		if r.re.MatchString(text) && (r.not == nil || !r.not.MatchString(text)) {
 			for _, n := range r.names {
 				s.topics[n] = true
+			}
+			for _, n := range r.rulesOut {
+				s.ruledOut[n] = true
 			}
 		}
 	}
@@ -62,8 +76,11 @@ func (s signals) ruleHit(tax *taxonomy.Taxonomy, top *taxonomy.Category) bool {
 }
 
 func (s signals) boost(tax *taxonomy.Taxonomy, top *taxonomy.Category) float64 {
-	if s.ruleHit(tax, top) {
+	switch {
+	case s.ruleHit(tax, top):
 		return ruleBoost
+	case s.ruledOut[strings.ToLower(top.Name)]:
+		return -ruleBoost
 	}
 	return 0
 }
