@@ -40,7 +40,7 @@ bench: deps ## print benchmark figures (BENCH <name> <value> <unit>)
 loadtest: deps ## run the load tests and print their figures
 	@if ls tools/loadtest/*/ >/dev/null 2>&1; then for d in tools/loadtest/*/; do $(GO) run ./$$d || exit 1; done; else echo "no load tests yet"; fi
 
-eval: deps ## classify the labeled email sets (tuning and held-out) and print precision/recall/accuracy per backend
+eval: deps ## classify the labeled email sets (tuning, held-out and blind sets) and print precision/recall/accuracy per backend
 	$(GO) run ./tools/eval
 
 vet: ## go vet
