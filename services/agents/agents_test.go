@@ -261,7 +261,7 @@ func TestMailSearchUsesTheIndex(t *testing.T) {
 		plan.WriteString(line + "\n")
 	}
 	rows.Close()
-	if !strings.Contains(plan.String(), "emails_agents_fts_idx") {
+	if !strings.Contains(plan.String(), "emails_search_tsv_idx") {
 		t.Fatalf("search does not use the index:\n%s", plan.String())
 	}
 	d := &pgData{db: db, names: nil}

@@ -83,7 +83,7 @@ func (d *pgData) hybridHits(ctx context.Context, q agent.EmailQuery) ([]string, 
 const hybridLimit = 100
 
 // searchEmailsSQL selects mails by date ($1, $2), ids ($3), prefix words
-// ($4, through emails_agents_fts_idx) or rank ($6, the hybrid search's ids
+// ($4, through the search index emails_search_tsv_idx) or rank ($6, the hybrid search's ids
 // in order) up to $5, ranked hits first, then newest first.
 const searchEmailsSQL = `
 		SELECT e.id, coalesce(e.source_id, ''), e.from_name, e.from_addr, e.subject,
@@ -92,15 +92,16 @@ const searchEmailsSQL = `
 		FROM emails e LEFT JOIN classifications c ON c.email_id = e.id
 		WHERE ($1::timestamptz IS NULL OR e.sort_at >= $1) AND ($2::timestamptz IS NULL OR e.sort_at < $2)
 		  AND (cardinality($3::text[]) = 0 OR e.id = ANY($3))
-		  AND ($4 = '' OR to_tsvector('simple', e.subject || ' ' || left(e.body_text, 100000)) @@ to_tsquery('simple', $4)
+		  AND ($4 = '' OR e.search_tsv @@ to_tsquery('english', $4)
 		       OR e.id = ANY($6))
 		GROUP BY e.id ORDER BY array_position($6, e.id) NULLS LAST, e.sort_at DESC, e.id LIMIT $5`
 
 // SearchEmails implements agent.Data. The evidence is the hybrid search's
 // best hits for the text (pkg/search: keyword and semantic legs fused by
 // RRF), in its order, then every other mail with any of the words as a
-// prefix in subject or body (the emails_agents_fts_idx index, migration
-// 00401), newest first; each with its category names. When the semantic
+// prefix of a word (stemmed) in subject, sender or body (the search index,
+// emails_search_tsv_idx; migration 00412 dropped the agents' own index,
+// which cost every ingested email a second full-text pass), newest first; each with its category names. When the semantic
 // leg is unavailable the result says so in its notes.
 func (d *pgData) SearchEmails(ctx context.Context, q agent.EmailQuery) (agent.Found, error) {
 	ranked, notes := d.hybridHits(ctx, q)
