@@ -134,8 +134,10 @@ func randomHex() string {
 	return hex.EncodeToString(b)
 }
 
-// seed fills the database in SQL: emails one a minute back from now and
-// missions spread over the agents and every status.
+// seed fills the database in SQL: emails one a minute back from now, whose
+// bodies vary (20 topics × 25 places, so the search query matches 1 in 500
+// emails rather than every one), and missions spread over the agents and every
+// status.
 func seed(ctx context.Context, db *store.DB, emails, missions int) error {
 	_, err := db.Pool.Exec(ctx, `
 		INSERT INTO emails (id, message_id, content_hash, subject, from_addr, from_name, sent_at, sort_at, body_text, snippet)
@@ -143,9 +145,18 @@ func seed(ctx context.Context, db *store.DB, emails, missions int) error {
 			(ARRAY['Your order #','Weekly recipes ','Booking confirmation ABC','Tickets for concert ','Dinner on Saturday? '])[1 + i % 5] || i,
 			'sender'||(i % 500)||'@load.test', 'Sender '||(i % 500),
 			now() - (i || ' minutes')::interval, now() - (i || ' minutes')::interval,
-			'Body of message '||i||': flight from Munich to Lisbon, pumpkin soup, headphones, concert tickets.',
-			'Body of message '||i||': flight from Munich to Lisbon, pumpkin soup, headphones, concert tickets.'
-		FROM generate_series(1, $1::int) i ON CONFLICT DO NOTHING`, emails)
+			b.body, b.body
+		FROM generate_series(1, $1::int) i,
+		LATERAL (SELECT 'Body of message '||i||': '
+			|| (ARRAY['your flight leaves from','the hotel is booked in','a table for two in','the concert is in','your parcel ships to',
+			          'the train departs for','our newsletter about','a pumpkin soup recipe from','new headphones delivered to','the invoice for the trip to',
+			          'a job offer in','the school trip to','your statement for','the gym opens in','a photo album from',
+			          'the car rental in','a webinar hosted in','the museum tickets for','a wedding invitation to','the ferry crossing to'])[1 + i % 20]
+			|| ' ' || (ARRAY['Lisbon','Munich','Paris','Berlin','Madrid','Rome','Vienna','Prague','Dublin','Oslo',
+			               'Lyon','Porto','Milan','Zurich','Krakow','Seville','Athens','Bergen','Ghent','Turin',
+			               'Leeds','Bruges','Split','Tallinn','Riga'])[1 + (i / 20) % 25]
+			|| '. ' || (ARRAY['See you soon.','Thanks for your order.','Reply to confirm.','Details below.','Have a good week.','Kind regards.','Questions? Just ask.'])[1 + i % 7] AS body) b
+		ON CONFLICT DO NOTHING`, emails)
 	if err != nil {
 		return fmt.Errorf("seed emails: %w", err)
 	}
