@@ -188,6 +188,34 @@ func TestBrowserUI(t *testing.T) {
 	}
 	step("the stall flag clears", waitJS(`!document.querySelector('.stalled-source') && !document.querySelector('.stage.stalled')`))
 
+	// An IMAP source whose sign-in stopped working offers Reconnect (the IMAP
+	// form then replaces only its sign-in), and Pause works from its row.
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO sources (id, kind, account, status, config, last_error)
+		VALUES ('locked', 'imap', 'locked@home.example', 'reconnect_needed',
+			'{"host":"imap.home.example","port":993,"username":"locked@home.example","folders":["INBOX"],"auth":"password"}',
+			'imap login: authentication failed')`); err != nil {
+		t.Fatal(err)
+	}
+	clickInRow := func(text string) chromedp.Action {
+		return chromedp.Evaluate(fmt.Sprintf(`[...document.querySelectorAll('tr[data-source=locked] td.actions button')].find(b => b.textContent === %q).click()`, text), nil)
+	}
+	step("reconnect a source",
+		chromedp.Navigate(baseURL+"/#/sources"),
+		waitJS(`[...document.querySelectorAll('tr[data-source=locked] td.actions button')].some(b => b.textContent === 'Reconnect')`),
+		clickInRow("Reconnect"),
+		waitJS(`document.querySelector('#imap-form button[type=submit]').textContent === 'Update sign-in' && document.querySelector('#imap-form input[name=host]').value === 'imap.home.example' && document.querySelector('#imap-form input[name=host]').disabled`),
+		shot("03b-sources-reconnect"),
+		clickInRow("Pause"),
+		waitJS(`(document.querySelector('tr[data-source=locked] .tag')||{}).textContent === 'paused' && [...document.querySelectorAll('tr[data-source=locked] td.actions button')].some(b => b.textContent === 'Resume')`),
+	)
+	var lockedStatus string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT status FROM sources WHERE id = 'locked'`).Scan(&lockedStatus); err != nil || lockedStatus != "paused" {
+		t.Fatalf("after Pause the source is %q (%v), want paused", lockedStatus, err)
+	}
+	if _, err := db.Pool.Exec(context.Background(), `DELETE FROM sources WHERE id = 'locked'`); err != nil {
+		t.Fatal(err)
+	}
+
 	// The agents look at the mailbox once the import's burst is over; wait
 	// (through the API) for the cards the bookings make.
 	trip, table, order := waitForCards(t, baseURL)

@@ -601,11 +601,43 @@ async function viewSources(box) {
   else if (!sources.length) srcCard.append(h('p', { class: 'muted', text: 'No accounts connected yet.' }));
   else {
     const tb = h('tbody');
-    for (const s of sources) tb.append(h('tr', {}, h('td', { text: s.kind }), h('td', { text: s.account || s.name }), h('td', {}, h('span', { class: 'tag ' + (s.status === 'failed' || s.status === 'reconnect_needed' ? 'bad' : 'ok'), text: s.status })),
-      h('td', { text: num(s.emails_count) + ' emails' }), h('td', { class: 'error small', text: s.last_error || '' })));
+    for (const s of sources) tb.append(h('tr', { 'data-source': s.id }, h('td', { text: s.kind }), h('td', { text: s.account || s.name }), h('td', {}, h('span', { class: 'tag ' + (s.status === 'failed' || s.status === 'reconnect_needed' ? 'bad' : 'ok'), text: s.status })),
+      h('td', { text: num(s.emails_count) + ' emails' }), h('td', { class: 'error small', text: s.last_error || '' }), sourceActions(s)));
     srcCard.append(h('table', {}, tb));
   }
   box.append(srcCard);
+  // Row actions: sync now, pause/resume, reconnect (Gmail through Google again;
+  // IMAP through the form below, which then replaces only the sign-in), remove.
+  let reconnecting = null;
+  function sourceActions(s) {
+    const td = h('td', { class: 'actions' });
+    const btn = (text, fn) => { const b = h('button', { class: 'small', text }); b.onclick = () => run(b, fn); td.append(b); };
+    const post = (what, msg) => async () => { await api('POST', '/api/v1/sources/' + encodeURIComponent(s.id) + '/' + what); toast(msg); render('sources'); };
+    if (s.status === 'reconnect_needed') {
+      btn('Reconnect', async () => {
+        if (s.kind === 'gmail') { location.href = '/api/v1/oauth/google/start?source_id=' + encodeURIComponent(s.id); return; }
+        reconnectIMAP(s);
+      });
+    }
+    if (s.status === 'paused') btn('Resume', post('resume', 'Source resumed'));
+    else { btn('Sync now', post('sync', 'Sync requested')); btn('Pause', post('pause', 'Source paused')); }
+    btn('Remove', async () => {
+      if (!confirm('Remove ' + (s.account || s.name) + '? Its mail stays here.')) return;
+      await api('DELETE', '/api/v1/sources/' + encodeURIComponent(s.id)); toast('Source removed'); render('sources');
+    });
+    return td;
+  }
+  function reconnectIMAP(s) {
+    const c = s.config || {};
+    reconnecting = s;
+    f.host.value = c.host || ''; f.port.value = c.port || 993; f.username.value = c.username || s.account || '';
+    f.mailbox.value = (c.folders && c.folders[0]) || 'INBOX';
+    for (const n of ['host', 'port', 'username', 'mailbox']) f[n].disabled = true;
+    authSel.value = c.auth || 'password'; setAuth();
+    imTitle.textContent = 'Reconnect ' + (s.account || s.name);
+    imBtn.textContent = 'Update sign-in';
+    document.getElementById('imap-form').scrollIntoView();
+  }
   // Gmail
   const redirect = gmailInfo.redirect_uri || location.origin + '/api/v1/oauth/google/callback';
   const gBtn = h('button', { class: 'primary', text: 'Connect Gmail', disabled: sources === null });
@@ -639,10 +671,16 @@ async function viewSources(box) {
     } else b.password = f.password.value;
     return b;
   };
+  const imTitle = h('h2', { style: 'margin-top:0', text: 'IMAP account' });
   box.append(h('form', { class: 'card', id: 'imap-form', onsubmit: (ev) => { ev.preventDefault(); run(imBtn, async () => {
-    await api('POST', '/api/v1/sources', imapBody());
+    const b = imapBody();
+    if (reconnecting) {
+      await api('POST', '/api/v1/sources/' + encodeURIComponent(reconnecting.id) + '/credentials', { auth: b.auth, password: b.password, oauth: b.oauth });
+      toast('Sign-in updated; syncing'); render('sources'); return;
+    }
+    await api('POST', '/api/v1/sources', b);
     toast('IMAP account added'); render('sources');
-  }); } }, h('h2', { style: 'margin-top:0', text: 'IMAP account' }),
+  }); } }, imTitle,
   h('div', { class: 'grid2' }, field('host', 'Server', 'text', { placeholder: 'imap.example.com', required: true }), field('port', 'Port', 'number', { value: '993', required: true }),
     field('username', 'User name', 'text', { autocomplete: 'off', required: true }), h('label', {}, 'Sign-in', authSel),
     field('mailbox', 'Mailbox', 'text', { value: 'INBOX' })),
