@@ -219,3 +219,34 @@ func Eventually(t testing.TB, timeout time.Duration, cond func() bool, msg strin
 	}
 	t.Fatalf("timed out after %v: "+msg, append([]any{timeout}, args...)...)
 }
+
+// Runner is what Run runs: a service's Run, which returns once ctx is done.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
+// Run runs svc in the background until the returned stop — also a test
+// cleanup, safe to call more than once — cancels it and waits for Run to
+// return (failing the test if it errs or does not stop within 30 s).
+func Run(t testing.TB, svc Runner) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			case <-time.After(30 * time.Second):
+				t.Error("service did not stop")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}

@@ -2,7 +2,6 @@ package agents
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -10,40 +9,13 @@ import (
 
 	"github.com/pgvector/pgvector-go"
 
-	"github.com/ownyou/home/pkg/app"
-	"github.com/ownyou/home/pkg/bus"
-	"github.com/ownyou/home/pkg/embed"
+	"github.com/ownyou/home/internal/embedtest"
 	"github.com/ownyou/home/pkg/embedclient"
-	"github.com/ownyou/home/pkg/models"
 	"github.com/ownyou/home/pkg/search"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
 	"github.com/ownyou/home/services/agents/agent"
-	"github.com/ownyou/home/services/embedder"
 )
-
-// startEmbedder runs the real embedder service on db and b, on the
-// generated tiny BERT graph, and waits until it answers embed.request.
-func startEmbedder(t *testing.T, db *store.DB, b *bus.Bus) {
-	t.Helper()
-	graphPath, err := embed.WriteGraph(t.TempDir(), "tiny.onnx", embed.TinyGraph())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := embedder.Config{
-		Common: app.Common{DataDir: t.TempDir()},
-		Model:  graphPath, Vocab: filepath.Join(testkit.SharedDir(t), "models", "all-MiniLM-L6-v2", "vocab.txt"), ORTLib: models.ORTLib(),
-		Threads: 1, InterThreads: 1, MaxTokens: 32, Overlap: 4, MaxChunks: 4, MaxBatch: 16, BatchWait: 2 * time.Millisecond,
-		Queue: 64, Concurrency: 2, Requests: 4, MaxTexts: 64,
-	}
-	svc, err := embedder.New(cfg, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runUntilStopped(t, svc)
-	c := embedclient.New(b.Conn(), time.Second)
-	testkit.Eventually(t, 20*time.Second, func() bool { _, _, err := c.Info(context.Background()); return err == nil }, "embedder never answered")
-}
 
 // storeVector stores text's vector, from the embedder over NATS, as the
 // mail's only chunk, as the embedder stage would for a mail meaning text.
@@ -88,7 +60,7 @@ func TestEvidenceSearchAddsTheSemanticLegAndDegradesWithoutIt(t *testing.T) {
 		t.Fatalf("without an embedder: %v, notes %q; want the keyword hit and a note", got, found.Notes)
 	}
 
-	startEmbedder(t, db, b)
+	embedtest.Start(t, db, b)
 	c := embedclient.New(b.Conn(), 5*time.Second)
 	storeVector(t, db, c, "sem", hybridQuery(q.Text))
 	storeVector(t, db, c, "old", hybridQuery(q.Text)) // outside the date range: filtered in both legs

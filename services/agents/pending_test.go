@@ -3,7 +3,6 @@ package agents
 import (
 	"context"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,32 +22,7 @@ func runService(t *testing.T, db *store.DB, b *bus.Bus, cfg Config) (stop func()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return runUntilStopped(t, svc)
-}
-
-// runUntilStopped runs svc until the returned stop (also a test cleanup)
-// cancels it and waits for Run to return.
-func runUntilStopped(t *testing.T, svc app.Service) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(30 * time.Second):
-				t.Error("service did not stop")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return testkit.Run(t, svc)
 }
 
 func countRows(t *testing.T, db *store.DB, sql string, args ...any) int {

@@ -5,74 +5,19 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ownyou/home/internal/embedtest"
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
-	"github.com/ownyou/home/pkg/embed"
-	"github.com/ownyou/home/pkg/embedclient"
-	"github.com/ownyou/home/pkg/models"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
 	"github.com/ownyou/home/services/classifier/eval"
 	"github.com/ownyou/home/services/classifier/fakeoai"
 	"github.com/ownyou/home/services/classifier/internal/testenv"
-	"github.com/ownyou/home/services/embedder"
 )
-
-var (
-	graphOnce sync.Once
-	graphPath string
-	graphErr  error
-)
-
-// startEmbedder runs the real embedder service on the generated tiny BERT
-// graph (the MiniLM weights are not available here) and returns its model id.
-func startEmbedder(t *testing.T, db *store.DB, b *bus.Bus) string {
-	t.Helper()
-	graphOnce.Do(func() {
-		var g []byte
-		if g, graphErr = embed.GenerateGraph(embed.TinyGraph()); graphErr != nil {
-			return
-		}
-		graphPath = filepath.Join(os.TempDir(), "classifier-test-tiny.onnx")
-		graphErr = os.WriteFile(graphPath, g, 0o644)
-	})
-	if graphErr != nil {
-		t.Fatal(graphErr)
-	}
-	cfg := embedder.Config{
-		Common: app.Common{DataDir: t.TempDir()},
-		Model:  graphPath, Vocab: filepath.Join(testkit.SharedDir(t), "models", "all-MiniLM-L6-v2", "vocab.txt"), ORTLib: models.ORTLib(),
-		Threads: 2, InterThreads: 1, MaxTokens: 32, Overlap: 4, MaxChunks: 4, MaxBatch: 16, BatchWait: 2 * time.Millisecond,
-		Queue: 256, Concurrency: 8, Requests: 8, MaxTexts: 64,
-	}
-	svc, err := embedder.New(cfg, app.Deps{DB: db, Bus: b, Log: testkit.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("embedder Run: %v", err)
-		}
-	})
-	c := embedclient.New(b.Conn(), time.Second)
-	var model string
-	testkit.Eventually(t, 20*time.Second, func() bool {
-		m, _, err := c.Info(context.Background())
-		model = m
-		return err == nil
-	}, "embedder never answered")
-	return model
-}
 
 // startWithEmbedderOption runs a classifier that asks the embedder service,
 // on db and b.
@@ -99,15 +44,7 @@ func startWithEmbedderOption(t *testing.T, db *store.DB, b *bus.Bus, fake *fakeo
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testkit.Run(t, svc)
 	return svc
 }
 
@@ -183,7 +120,7 @@ func TestEmbedderOverNATSIsUsedWhenItAnswersAndWordVectorsStandInUntilThen(t *te
 
 			// 2. The embedder service starts: new mail goes ingest → embedder →
 			// classifier, and the classifier moves to the embedder's model.
-			model := startEmbedder(t, db, b)
+			model := embedtest.Start(t, db, b)
 			testkit.Eventually(t, 120*time.Second, func() bool {
 				probe := insertLabeled(t, db, fmt.Sprintf("probe%d", time.Now().UnixNano()), 5, 1)
 				if err := bus.Publish(context.Background(), b, bus.EmailsIngested, probe[0], bus.EmailIngested{EmailID: probe[0]}); err != nil {

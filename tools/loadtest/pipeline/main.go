@@ -5,8 +5,14 @@
 // generated mailbox through the gateway and prints how long the pipeline took:
 //
 //	BENCH pipeline_100_emails_seconds <seconds> s
+//	BENCH pipeline_100_emails_llm_seconds <seconds> s
 //
-// Flags: -emails (100), -workers (processes per worker stage, 2), -timeout (5m).
+// The first run classifies with the local backend; the second ("llm") with 4
+// classifier processes against a fake OpenAI-compatible server answering each
+// call after 2 s. Flags: -emails (100), -workers (processes per worker stage,
+// 2), -mode (local, llm, both), -llm-latency (2s), -llm-classifiers (4),
+// -timeout (5m per run).
+//
 // The environment is passed on to the services (OWNYOU_MODEL_DIR, …). Without
 // all-MiniLM-L6-v2 in the model cache the embedder runs a generated graph of
 // its shapes (see embedModelEnv).
@@ -38,21 +44,47 @@ import (
 	"github.com/ownyou/home/pkg/models"
 	"github.com/ownyou/home/pkg/pgserver"
 	"github.com/ownyou/home/pkg/store"
+	"github.com/ownyou/home/services/classifier/fakeoai"
 )
 
 func main() {
 	emails := flag.Int("emails", 100, "emails in the imported mailbox")
 	workers := flag.Int("workers", 2, "processes per worker stage (ingest, embedder, classifier, agents)")
-	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long")
+	mode := flag.String("mode", "both", "local (local classifier), llm (fake OpenAI-compatible server) or both")
+	latency := flag.Duration("llm-latency", 2*time.Second, "latency of every LLM call in the llm run")
+	llmClassifiers := flag.Int("llm-classifiers", 4, "classifier processes in the llm run")
+	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long, per run")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	if err := run(ctx, *emails, *workers); err != nil {
-		fmt.Fprintln(os.Stderr, "loadtest pipeline:", err)
-		os.Exit(1)
+	var runs []runOptions
+	if *mode == "local" || *mode == "both" {
+		runs = append(runs, runOptions{emails: *emails, workers: *workers, classifiers: *workers})
 	}
+	if *mode == "llm" || *mode == "both" {
+		runs = append(runs, runOptions{emails: *emails, workers: *workers, classifiers: *llmClassifiers, llmLatency: *latency})
+	}
+	if len(runs) == 0 {
+		fmt.Fprintln(os.Stderr, "loadtest pipeline: -mode is local, llm or both")
+		os.Exit(2)
+	}
+	for _, o := range runs {
+		rctx, cancel := context.WithTimeout(ctx, *timeout)
+		err := run(rctx, o)
+		cancel()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadtest pipeline:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+// runOptions is one timed import: with llmLatency > 0 the classifiers use a
+// fake OpenAI-compatible server (services/classifier/fakeoai, real wire
+// format) that answers every call after that latency.
+type runOptions struct {
+	emails, workers, classifiers int
+	llmLatency                   time.Duration
 }
 
 var stages = []string{"ingest", "embedder", "classifier", "agents"}
@@ -90,7 +122,8 @@ func embedModelEnv(tmp string, log *slog.Logger) ([]string, error) {
 	return []string{"OWNYOU_EMBED_MODEL=" + path, "OWNYOU_EMBED_VOCAB=" + vocab}, nil
 }
 
-func run(ctx context.Context, n, workers int) error {
+func run(ctx context.Context, o runOptions) error {
+	n, workers := o.emails, o.workers
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	tmp, err := os.MkdirTemp("", "oyload-")
 	if err == nil {
@@ -159,6 +192,17 @@ func run(ctx context.Context, n, workers int) error {
 		return err
 	}
 	env = append(env, modelEnv...)
+	if o.llmLatency > 0 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		hs := &http.Server{Handler: &fakeoai.Server{Latency: o.llmLatency}, ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ln)
+		defer hs.Close()
+		env = append(env, "OWNYOU_LLM_BASE_URL=http://"+ln.Addr().String()+"/v1", "OWNYOU_LLM_MODEL=fake", "OWNYOU_LLM_API_KEY=loadtest")
+		log.Info("classifiers use a fake OpenAI-compatible server", "latency", o.llmLatency, "processes", o.classifiers)
+	}
 	var procs []*exec.Cmd
 	defer func() {
 		for _, p := range procs {
@@ -182,7 +226,11 @@ func run(ctx context.Context, n, workers int) error {
 		return err
 	}
 	for _, s := range stages {
-		for i := range workers {
+		count := workers
+		if s == "classifier" {
+			count = o.classifiers
+		}
+		for i := range count {
 			if err := start(s, i); err != nil {
 				return err
 			}
@@ -243,8 +291,13 @@ func run(ctx context.Context, n, workers int) error {
 			log.Warn("stage had failures", "stage", c.Name, "failed", c.Failed)
 		}
 	}
-	fmt.Printf("BENCH pipeline_%d_emails_seconds %.3f s\n", n, elapsed.Seconds())
-	fmt.Printf("BENCH pipeline_%d_emails_workers_per_stage %d processes\n", n, workers)
+	name := fmt.Sprintf("pipeline_%d_emails", n)
+	if o.llmLatency > 0 {
+		name += "_llm"
+	}
+	fmt.Printf("BENCH %s_seconds %.3f s\n", name, elapsed.Seconds())
+	fmt.Printf("BENCH %s_workers_per_stage %d processes\n", name, workers)
+	fmt.Printf("BENCH %s_classifier_processes %d processes\n", name, o.classifiers)
 	return nil
 }
 
