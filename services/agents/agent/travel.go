@@ -267,13 +267,18 @@ func (t Travel) tripCard(trip []sourced, now time.Time) (mission.Card, bool) {
 	return c, true
 }
 
+// appendUniqueOpen adds an action opening e unless acts has one; a trip's
+// card opens each of its booking mails, so each is named by its subject.
 func appendUniqueOpen(acts []mission.Action, e Email) []mission.Action {
 	for _, a := range acts {
 		if r, ok := a.Payload.(mission.EmailRef); ok && r.EmailID == e.ID {
 			return acts
 		}
 	}
-	return append(acts, openEmail(e))
+	if e.Subject == "" {
+		return append(acts, openEmail(e))
+	}
+	return append(acts, mission.NewAction("Open “"+extract.Excerpt(e.Subject, 48)+"”", mission.EmailRef{EmailID: e.ID}))
 }
 
 // tripGaps finds nights between arrival and the way back without a hotel,

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Message is the part of a mail extraction reads.
@@ -225,7 +226,8 @@ func lineAt(text string, i int) string {
 	return Excerpt(text[s:e], 200)
 }
 
-// Excerpt trims s to at most n bytes on a word boundary, collapsing spaces.
+// Excerpt trims s to at most n bytes on a word boundary (or a character
+// boundary when a word is longer), collapsing spaces.
 func Excerpt(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) <= n {
@@ -234,6 +236,9 @@ func Excerpt(s string, n int) string {
 	cut := strings.LastIndex(s[:n], " ")
 	if cut < n/2 {
 		cut = n
+		for cut > 0 && !utf8.RuneStart(s[cut]) { // never split a character
+			cut--
+		}
 	}
 	return s[:cut] + "…"
 }
