@@ -60,6 +60,7 @@ type wantCard struct {
 	Kind       string   `json:"kind"`
 	SubjectKey string   `json:"subject_key"`
 	Title      string   `json:"title"`
+	Summary    string   `json:"summary"` // exact, when given
 	Evidence   []string `json:"evidence"`
 	Details    []string `json:"details"` // substrings that must appear in the card's details
 	Actions    []string `json:"actions"` // primary then secondary kinds
@@ -126,6 +127,9 @@ func checkCards(t *testing.T, got []mission.Card, want []wantCard) {
 		c := byKey[w.SubjectKey]
 		if c.Kind != w.Kind || c.Title != w.Title {
 			t.Errorf("%s: kind/title = %q/%q, want %q/%q", w.SubjectKey, c.Kind, c.Title, w.Kind, w.Title)
+		}
+		if w.Summary != "" && c.Summary != w.Summary {
+			t.Errorf("%s: summary = %q, want %q", w.SubjectKey, c.Summary, w.Summary)
 		}
 		var ev []string
 		for _, e := range c.Evidence {

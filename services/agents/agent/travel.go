@@ -204,7 +204,6 @@ func (t Travel) tripCard(trip []sourced, now time.Time) (mission.Card, bool) {
 	c.ExpiresAt = dayOf(end).AddDate(0, 0, 2)
 	c.Title = fmt.Sprintf("Trip to %s, %s", dest, dateRange(start, end))
 
-	var lines []string
 	for _, s := range trip {
 		b := s.b
 		var label, val string
@@ -229,7 +228,6 @@ func (t Travel) tripCard(trip []sourced, now time.Time) (mission.Card, bool) {
 			val += " (ref " + b.Code + ")"
 		}
 		c.Details = append(c.Details, mission.Detail{Label: label, Value: val})
-		lines = append(lines, label+": "+val)
 		c.Evidence = append(c.Evidence, evidenceOf(s.email, b.Excerpt))
 	}
 	gaps := tripGaps(legs, hotels, home, dest)
@@ -242,10 +240,9 @@ func (t Travel) tripCard(trip []sourced, now time.Time) (mission.Card, bool) {
 			label = "No journey back from " + g.City + " booked"
 		}
 		c.Details = append(c.Details, mission.Detail{Label: "Missing", Value: label})
-		lines = append(lines, "Missing: "+label)
 		c.Secondary = append(c.Secondary, mission.NewAction(label, g))
 	}
-	c.Summary = strings.Join(lines, "\n")
+	c.Summary = tripSummary(trip, gaps)
 	c.Evidence = dedupeEvidence(c.Evidence)
 	p := mission.NewAction("Add trip to calendar", mission.CalendarEvent{Title: "Trip to " + dest, Start: dayOf(start), End: dayOf(end).AddDate(0, 0, 1), AllDay: true, Location: dest})
 	c.Primary = &p
@@ -269,6 +266,37 @@ func (t Travel) tripCard(trip []sourced, now time.Time) (mission.Card, bool) {
 
 // appendUniqueOpen adds an action opening e unless acts has one; a trip's
 // card opens each of its booking mails, so each is named by its subject.
+// tripSummary says in one line what the trip's details list: the bookings
+// found by kind, and how many gaps are left.
+func tripSummary(trip []sourced, gaps []mission.TripGap) string {
+	var kinds []string
+	counts := map[extract.Kind]int{}
+	for _, s := range trip {
+		if counts[s.b.Kind] == 0 {
+			kinds = append(kinds, string(s.b.Kind))
+		}
+		counts[s.b.Kind]++
+	}
+	var parts []string
+	for _, k := range kinds {
+		n := counts[extract.Kind(k)]
+		word := k
+		if n > 1 {
+			word += "s"
+		}
+		parts = append(parts, fmt.Sprintf("%d %s", n, word))
+	}
+	switch len(gaps) {
+	case 0:
+		parts = append(parts, "nothing missing")
+	case 1:
+		parts = append(parts, "1 thing missing")
+	default:
+		parts = append(parts, fmt.Sprintf("%d things missing", len(gaps)))
+	}
+	return "Booked: " + strings.Join(parts, " · ")
+}
+
 func appendUniqueOpen(acts []mission.Action, e Email) []mission.Action {
 	for _, a := range acts {
 		if r, ok := a.Payload.(mission.EmailRef); ok && r.EmailID == e.ID {

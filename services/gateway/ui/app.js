@@ -289,7 +289,7 @@ function missionCard(m) {
     h('div', { class: 'row' }, h('span', { class: 'tag', text: m.agent || 'agent' }), m.kind ? h('span', { class: 'muted small', text: m.kind }) : null,
       h('span', { class: 'spacer' }), m.urgency > 0 ? h('span', { class: 'tag warn', text: 'urgency ' + m.urgency }) : null),
     h('h3', { text: m.title || '(untitled)' }),
-    m.summary ? h('p', { style: 'margin:0', text: m.summary }) : null,
+    m.summary ? h('p', { class: 'summary', style: 'margin:0', text: m.summary }) : null,
     details.children.length ? details : null,
     actions.children.length ? actions : null,
     h('div', { class: 'row' }, hearts, h('span', { class: 'spacer' }), later('snooze', 'Snooze', { until: tomorrow.toISOString() }), later('dismiss', 'Dismiss', {}), why),
