@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/ownyou/home/pkg/mission"
 	"github.com/ownyou/home/services/agents/extract"
@@ -152,7 +154,7 @@ func (s Shopping) orderCard(e Email, b extract.Booking, now time.Time) mission.C
 			first += fmt.Sprintf(" and %d more", len(b.Items)-1)
 		}
 	}
-	c.Title = fmt.Sprintf("%s order: %s", merchant, first)
+	c.Title = fmt.Sprintf("%s order: %s", capitalizeLower(merchant), first)
 	var lines []string
 	for _, it := range b.Items {
 		v := it.Price.Text
@@ -260,4 +262,15 @@ func (s Shopping) watchCard(ctx context.Context, env *Env, os []priceObs, now ti
 	}
 	c.ExpiresAt = last.at.AddDate(0, 0, 30)
 	return c, true, nil
+}
+
+// capitalizeLower capitalizes a name written all in lower case (one taken
+// from a mail domain, "amazon"), leaving names with their own casing
+// ("eBay", "ASOS") alone.
+func capitalizeLower(name string) string {
+	if name == "" || name != strings.ToLower(name) {
+		return name
+	}
+	r, n := utf8.DecodeRuneInString(name)
+	return string(unicode.ToUpper(r)) + name[n:]
 }
