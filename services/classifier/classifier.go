@@ -135,12 +135,12 @@ func build(ctx context.Context, cfg Config, d app.Deps) (*Service, error) {
 		// MiniLM through the embedder service when it answers; the word
 		// vectors stand in until then and whenever it fails.
 		s.remote = &remoteEmbedder{c: embedclient.New(d.Bus.Conn(), cfg.EmbedTimeout), per: embedRequestTexts}
-		s.local = &switchingLocal{
-			remote: s.remote, fallback: s.local, status: status.report("local classifier"), log: log, cooldown: retry,
-			build: func(ctx context.Context, emb core.Embedder) (core.Backend, error) {
+		s.local = &switchingLocal{fallback: s.local, minilm: &core.Preferred[core.Backend]{
+			Primary: s.remote, Status: status.report("local classifier"), Log: log, User: "local classifier", Cooldown: retry,
+			Build: func(ctx context.Context, emb core.Embedder) (core.Backend, error) {
 				return local.New(ctx, local.Config{Embedder: emb, Taxonomies: tax})
 			},
-		}
+		}}
 	}
 	if cfg.LLMBaseURL != "" && s.emb == nil {
 		message += "; the LLM backend needs the word vectors for its shortlist and is off"

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/ownyou/home/pkg/embedclient"
 	"github.com/ownyou/home/services/classifier/core"
@@ -80,88 +79,24 @@ func (s *embedderStatus) report(user string) func(ctx context.Context, fallback 
 const embedderMessagePrefix = "embedder service not usable"
 
 // switchingLocal is the local backend on the embedder service's model when
-// that is usable, else on word vectors. The MiniLM backend (its category
-// description vectors) is prepared in the background once per model; after
-// any failure of the embedder service the word-vector backend classifies for
-// a cool-down, and every switch is reported. Safe for concurrent use.
+// that is usable (minilm: its category description vectors, prepared in the
+// background once per model), else on word vectors (fallback). Safe for
+// concurrent use.
 type switchingLocal struct {
-	remote   core.Embedder
 	fallback core.Backend
-	build    func(ctx context.Context, emb core.Embedder) (core.Backend, error)
-	status   func(ctx context.Context, fallback bool, reason error)
-	log      *slog.Logger
-	cooldown time.Duration
-
-	mu         sync.Mutex
-	ready      core.Backend
-	model      string
-	building   bool
-	retryAt    time.Time
-	onFallback bool
+	minilm   *core.Preferred[core.Backend]
 }
 
 func (l *switchingLocal) Name() string { return l.fallback.Name() }
 
 // Classify uses the MiniLM backend when ready, else (or when it fails) the word-vector one.
 func (l *switchingLocal) Classify(ctx context.Context, emails []core.Email) ([]core.Classification, error) {
-	if b := l.pick(ctx); b != nil {
+	if b, ok := l.minilm.Get(ctx); ok {
 		cls, err := b.Classify(ctx, emails)
 		if err == nil {
 			return cls, nil
 		}
-		l.failed(ctx, err)
+		l.minilm.Failed(ctx, err)
 	}
 	return l.fallback.Classify(ctx, emails)
-}
-
-func (l *switchingLocal) pick(ctx context.Context) core.Backend {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if time.Now().Before(l.retryAt) {
-		return nil
-	}
-	if l.ready != nil && l.model == l.remote.ModelID() {
-		return l.ready
-	}
-	if !l.building {
-		l.building = true
-		go l.prepare(context.WithoutCancel(ctx))
-	}
-	return nil
-}
-
-func (l *switchingLocal) prepare(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
-	defer cancel()
-	b, err := l.build(ctx, l.remote)
-	l.mu.Lock()
-	l.building = false
-	if err == nil {
-		l.ready, l.model = b, l.remote.ModelID()
-	}
-	l.mu.Unlock()
-	if err != nil {
-		l.failed(ctx, err)
-		return
-	}
-	l.log.InfoContext(ctx, "local classifier uses the embedder service", "model", l.model)
-	l.setFallback(ctx, false, nil)
-}
-
-func (l *switchingLocal) failed(ctx context.Context, err error) {
-	l.mu.Lock()
-	l.retryAt = time.Now().Add(l.cooldown)
-	l.mu.Unlock()
-	l.log.WarnContext(ctx, "embedder service not usable for the local classifier; using word vectors", "err", err, "retry_in", l.cooldown)
-	l.setFallback(ctx, true, err)
-}
-
-func (l *switchingLocal) setFallback(ctx context.Context, on bool, reason error) {
-	l.mu.Lock()
-	changed := l.onFallback != on
-	l.onFallback = on
-	l.mu.Unlock()
-	if changed {
-		l.status(ctx, on, reason)
-	}
 }

@@ -130,10 +130,8 @@ func TestEmbedderOverNATSIsUsedWhenItAnswersAndWordVectorsStandInUntilThen(t *te
 				if withLLM {
 					return svc.llm.ShortlistModel() == model
 				}
-				sl := svc.local.(*switchingLocal)
-				sl.mu.Lock()
-				defer sl.mu.Unlock()
-				return sl.ready != nil && sl.model == model
+				b, ready, ok := svc.local.(*switchingLocal).minilm.Ready()
+				return ok && b != nil && ready == model
 			}, "the classifier never moved to the embedder's model")
 			testkit.Eventually(t, 30*time.Second, func() bool { return statusMessage(t, db) == "" }, "the fallback message stayed after the embedder answered")
 

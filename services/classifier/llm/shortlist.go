@@ -3,10 +3,8 @@ package llm
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/ownyou/home/pkg/taxonomy"
@@ -27,21 +25,14 @@ import (
 // cool-down after any failure of it, batches are ranked in the fallback's
 // space (word vectors), and the change is reported through status.
 type shortlister struct {
-	primary, fallback core.Embedder
-	max               int
-	sections          map[taxonomy.Section]*sectionCands
-	texts             map[taxonomy.Section][]string // category path texts of the ranked sections
-	status            func(ctx context.Context, fallback bool, reason error)
-	log               *slog.Logger
-	cooldown          time.Duration
-	buildTimeout      time.Duration
+	max      int
+	sections map[taxonomy.Section]*sectionCands
+	texts    map[taxonomy.Section][]string // category path texts of the ranked sections
 
-	mu            sync.Mutex
-	spaces        map[string]*space // by model id
-	fallbackSpace *space
-	building      bool
-	retryAt       time.Time
-	onFallback    bool
+	// base is the space always at hand: the fallback embedder's, or the only
+	// embedder's when there is no fallback (then primary is nil).
+	base    *space
+	primary *core.Preferred[*space]
 }
 
 type sectionCands struct {
@@ -57,27 +48,11 @@ type space struct {
 	vecs  map[taxonomy.Section][][]float32
 }
 
-// Shortlist fallback timing.
-const (
-	// embedderCooldown is how long the primary embedder is left alone after it failed.
-	embedderCooldown = time.Minute
-	// spaceBuildTimeout bounds embedding every category path with the primary embedder.
-	spaceBuildTimeout = 15 * time.Minute
-)
+// spaceBuildTimeout bounds embedding every category path with the primary embedder.
+const spaceBuildTimeout = 15 * time.Minute
 
 func newShortlister(ctx context.Context, cfg Config) (*shortlister, error) {
-	s := &shortlister{
-		primary: cfg.Embedder, fallback: cfg.FallbackEmbedder, max: cfg.Shortlist,
-		sections: map[taxonomy.Section]*sectionCands{}, texts: map[taxonomy.Section][]string{},
-		status: cfg.EmbedderStatus, log: cfg.Logger, cooldown: embedderCooldown, buildTimeout: spaceBuildTimeout,
-		spaces: map[string]*space{},
-	}
-	if cfg.EmbedderRetry > 0 {
-		s.cooldown = cfg.EmbedderRetry
-	}
-	if s.status == nil {
-		s.status = func(context.Context, bool, error) {}
-	}
+	s := &shortlister{max: cfg.Shortlist, sections: map[taxonomy.Section]*sectionCands{}, texts: map[taxonomy.Section][]string{}}
 	for _, sec := range cfg.Sections {
 		t := cfg.Taxonomies.Audience
 		if sec == taxonomy.SectionContent {
@@ -106,18 +81,17 @@ func newShortlister(ctx context.Context, cfg Config) (*shortlister, error) {
 	}
 	// Without a fallback the one embedder must work now; with one, the
 	// fallback must, and the primary is prepared when first needed.
-	first := s.primary
-	if s.fallback != nil {
-		first = s.fallback
+	first := cfg.Embedder
+	if cfg.FallbackEmbedder != nil {
+		first = cfg.FallbackEmbedder
+		s.primary = &core.Preferred[*space]{
+			Primary: cfg.Embedder, Build: s.build, Status: cfg.EmbedderStatus, Log: cfg.Logger, User: "shortlist",
+			Cooldown: cfg.EmbedderRetry, BuildTimeout: spaceBuildTimeout,
+		}
 	}
-	sp, err := s.build(ctx, first)
-	if err != nil {
+	var err error
+	if s.base, err = s.build(ctx, first); err != nil {
 		return nil, err
-	}
-	if s.fallback != nil {
-		s.fallbackSpace = sp
-	} else {
-		s.spaces[sp.model] = sp
 	}
 	return s, nil
 }
@@ -140,65 +114,14 @@ func (s *shortlister) build(ctx context.Context, emb core.Embedder) (*space, err
 }
 
 // pick returns the space to rank a batch in: the primary's when it is ready
-// (starting its preparation in the background when it is not), else the fallback's.
+// (starting its preparation in the background when it is not), else the base.
 func (s *shortlister) pick(ctx context.Context) *space {
-	if s.fallback == nil {
-		for _, sp := range s.spaces {
+	if s.primary != nil {
+		if sp, ok := s.primary.Get(ctx); ok {
 			return sp
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := time.Now()
-	if now.Before(s.retryAt) {
-		return s.fallbackSpace
-	}
-	if sp := s.spaces[s.primary.ModelID()]; sp != nil {
-		return sp
-	}
-	if !s.building {
-		s.building = true
-		go s.prepare(context.WithoutCancel(ctx))
-	}
-	return s.fallbackSpace
-}
-
-// prepare builds the primary's space in the background.
-func (s *shortlister) prepare(ctx context.Context) {
-	ctx, cancel := context.WithTimeout(ctx, s.buildTimeout)
-	defer cancel()
-	sp, err := s.build(ctx, s.primary)
-	s.mu.Lock()
-	s.building = false
-	if err == nil {
-		s.spaces = map[string]*space{sp.model: sp} // an older model's space is of no further use
-	}
-	s.mu.Unlock()
-	if err != nil {
-		s.failed(ctx, err)
-		return
-	}
-	s.log.InfoContext(ctx, "shortlist uses the embedder service", "model", sp.model)
-	s.setFallback(ctx, false, nil)
-}
-
-// failed puts the primary on cool-down and reports the fallback.
-func (s *shortlister) failed(ctx context.Context, err error) {
-	s.mu.Lock()
-	s.retryAt = time.Now().Add(s.cooldown)
-	s.mu.Unlock()
-	s.log.WarnContext(ctx, "embedder service not usable for the shortlist; using word vectors", "err", err, "retry_in", s.cooldown)
-	s.setFallback(ctx, true, err)
-}
-
-func (s *shortlister) setFallback(ctx context.Context, on bool, reason error) {
-	s.mu.Lock()
-	changed := s.onFallback != on
-	s.onFallback = on
-	s.mu.Unlock()
-	if changed {
-		s.status(ctx, on, reason)
-	}
+	return s.base
 }
 
 func (s *shortlister) emailVectors(ctx context.Context, sp *space, batch []prepared) ([][]float32, error) {
@@ -256,9 +179,9 @@ func (s *shortlister) emailVectors(ctx context.Context, sp *space, batch []prepa
 func (s *shortlister) forBatch(ctx context.Context, batch []prepared) (map[taxonomy.Section][]*taxonomy.Category, string, error) {
 	sp := s.pick(ctx)
 	out, err := s.rank(ctx, sp, batch)
-	if err != nil && s.fallback != nil && sp != s.fallbackSpace {
-		s.failed(ctx, err)
-		sp = s.fallbackSpace
+	if err != nil && sp != s.base {
+		s.primary.Failed(ctx, err)
+		sp = s.base
 		out, err = s.rank(ctx, sp, batch)
 	}
 	if err != nil {
@@ -315,18 +238,10 @@ func (s *shortlister) rank(ctx context.Context, sp *space, batch []prepared) (ma
 
 // model is the id of the embedding model the next batch is ranked with.
 func (s *shortlister) model() string {
-	if s.fallback == nil {
-		for m := range s.spaces {
+	if s.primary != nil {
+		if _, m, ok := s.primary.Ready(); ok {
 			return m
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if time.Now().Before(s.retryAt) {
-		return s.fallbackSpace.model
-	}
-	if sp := s.spaces[s.primary.ModelID()]; sp != nil {
-		return sp.model
-	}
-	return s.fallbackSpace.model
+	return s.base.model
 }
