@@ -58,16 +58,8 @@ func TestPublishDedupesByMsgID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	info, err := b.JetStream().Stream(ctx, bus.StreamEmails)
-	if err != nil {
-		t.Fatal(err)
-	}
-	si, err := info.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if si.State.Msgs != 1 {
-		t.Fatalf("stream holds %d messages, want 1", si.State.Msgs)
+	if got := emailStreamMsgs(t, b); got != 1 {
+		t.Fatalf("stream holds %d messages, want 1", got)
 	}
 }
 
@@ -80,16 +72,8 @@ func TestSameKeyOnAnotherSubjectIsNotADuplicate(t *testing.T) {
 	if err := bus.Publish(ctx, b, bus.EmailsEmbedded, "e1", bus.EmailEmbedded{EmailID: "e1"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := b.JetStream().Stream(ctx, bus.StreamEmails)
-	if err != nil {
-		t.Fatal(err)
-	}
-	si, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if si.State.Msgs != 2 {
-		t.Fatalf("stream holds %d messages, want 2", si.State.Msgs)
+	if got := emailStreamMsgs(t, b); got != 2 {
+		t.Fatalf("stream holds %d messages, want 2", got)
 	}
 }
 
@@ -267,4 +251,19 @@ func TestPoisonMessageGoesToDeadLettersWhileTheRestFlow(t *testing.T) {
 			t.Errorf("%s: dead letter %+v, want error containing %q after %d attempts", tc.msgID, d, tc.errContains, tc.attempts)
 		}
 	}
+}
+
+// emailStreamMsgs returns how many messages the emails stream holds.
+func emailStreamMsgs(t *testing.T, b *bus.Bus) uint64 {
+	t.Helper()
+	ctx := context.Background()
+	s, err := b.JetStream().Stream(ctx, bus.StreamEmails)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return si.State.Msgs
 }

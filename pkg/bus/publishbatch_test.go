@@ -28,16 +28,8 @@ func TestPublishBatchStoresEveryMessageOnceAndARepeatDedupes(t *testing.T) {
 	if err := bus.Publish(ctx, b, bus.EmailsIngested, "e007", bus.EmailIngested{EmailID: "e007"}); err != nil {
 		t.Fatal(err)
 	}
-	s, err := b.JetStream().Stream(ctx, bus.StreamEmails)
-	if err != nil {
-		t.Fatal(err)
-	}
-	si, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if si.State.Msgs != 50 {
-		t.Fatalf("stream holds %d messages, want 50", si.State.Msgs)
+	if got := emailStreamMsgs(t, b); got != 50 {
+		t.Fatalf("stream holds %d messages, want 50", got)
 	}
 	// Consumers read the batch's messages like any other.
 	got := &seen{}

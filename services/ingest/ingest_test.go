@@ -98,16 +98,7 @@ func (e *env) source(id string) store.Source {
 func (e *env) upload(id, name string, data []byte) {
 	e.t.Helper()
 	ctx := context.Background()
-	objs, err := e.bus.ImportObjects(ctx)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if _, err := objs.Put(ctx, jetstreamMeta(id), bytes.NewReader(data)); err != nil {
-		e.t.Fatal(err)
-	}
-	if err := e.db.CreateImport(ctx, id, name, store.ImportQueued, int64(len(data))); err != nil {
-		e.t.Fatal(err)
-	}
+	e.putUpload(id, name, data)
 	if err := bus.Publish(ctx, e.bus, bus.ImportsRequested, id, bus.ImportRequested{ImportID: id, Object: id, Filename: name}); err != nil {
 		e.t.Fatal(err)
 	}
