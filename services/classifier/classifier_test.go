@@ -2,7 +2,6 @@ package classifier
 
 import (
 	"context"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"reflect"
@@ -17,7 +16,6 @@ import (
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
-	"github.com/ownyou/home/services/classifier/eval"
 	"github.com/ownyou/home/services/classifier/fakeoai"
 	"github.com/ownyou/home/services/classifier/internal/testenv"
 	"github.com/ownyou/home/services/classifier/profile"
@@ -35,15 +33,26 @@ type env struct {
 // fresh database and bus, and returns once it consumes.
 func start(t *testing.T, fake *fakeoai.Server) *env {
 	t.Helper()
-	if os.Getenv("OWNYOU_WORDVEC_PATH") == "" {
-		testenv.WordVec(t) // skips locally, fails in CI
-	}
 	testenv.Taxonomies(t)
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
+	return &env{db: db, bus: b, svc: startService(t, db, b, fake, false)}
+}
+
+// startService runs a classifier on db and b until the test ends: with the
+// LLM backend against fake when fake != nil, and asking the embedder service
+// (word vectors meanwhile) when useEmbedder.
+func startService(t *testing.T, db *store.DB, b *bus.Bus, fake *fakeoai.Server, useEmbedder bool) *Service {
+	t.Helper()
+	if os.Getenv("OWNYOU_WORDVEC_PATH") == "" {
+		testenv.WordVec(t) // skips locally, fails in CI
+	}
 	cfg := Config{
 		TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_DIR"),
 		Concurrency: 16, BatchSize: 10, BatchWait: 100 * time.Millisecond, LLMConcurrency: 4, LLMTimeout: 5 * time.Second,
+	}
+	if useEmbedder {
+		cfg.UseEmbedder, cfg.EmbedTimeout, cfg.EmbedRetry = true, 5*time.Second, 200*time.Millisecond
 	}
 	if cfg.ModelCache == "" {
 		cfg.ModelCache = t.TempDir()
@@ -58,36 +67,13 @@ func start(t *testing.T, fake *fakeoai.Server) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	return &env{db: db, bus: b, svc: svc}
+	testkit.Run(t, svc)
+	return svc
 }
 
 func (e *env) insert(t *testing.T, n int) []string {
 	t.Helper()
-	set, err := eval.Set()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for i := 0; i < n; i++ {
-		l := set[i%len(set)]
-		id := fmt.Sprintf("em-%03d", i)
-		if _, err := e.db.Pool.Exec(context.Background(), `
-			INSERT INTO emails (id, message_id, content_hash, subject, from_addr, body_text, sort_at) VALUES ($1, $1, $1, $2, $3, $4, $5)`,
-			id, l.Subject, l.From, l.Body, time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC)); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	return ids
+	return insertLabeled(t, e.db, "em", 0, n)
 }
 
 func (e *env) publish(t *testing.T, ids []string, tag string) {

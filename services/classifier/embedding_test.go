@@ -3,50 +3,17 @@ package classifier
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ownyou/home/internal/embedtest"
-	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/pkg/testkit"
 	"github.com/ownyou/home/services/classifier/eval"
 	"github.com/ownyou/home/services/classifier/fakeoai"
-	"github.com/ownyou/home/services/classifier/internal/testenv"
 )
-
-// startWithEmbedderOption runs a classifier that asks the embedder service,
-// on db and b.
-func startWithEmbedderOption(t *testing.T, db *store.DB, b *bus.Bus, fake *fakeoai.Server) *Service {
-	t.Helper()
-	if os.Getenv("OWNYOU_WORDVEC_PATH") == "" {
-		testenv.WordVec(t)
-	}
-	cfg := Config{
-		TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_DIR"),
-		Concurrency: 16, BatchSize: 10, BatchWait: 100 * time.Millisecond, LLMConcurrency: 4, LLMTimeout: 5 * time.Second,
-		UseEmbedder: true, EmbedTimeout: 5 * time.Second, EmbedRetry: 200 * time.Millisecond,
-	}
-	if cfg.ModelCache == "" {
-		cfg.ModelCache = t.TempDir()
-	}
-	if fake != nil {
-		srv := httptest.NewServer(fake)
-		t.Cleanup(srv.Close)
-		cfg.LLMBaseURL, cfg.LLMModel = srv.URL+"/v1", "fake-model"
-	}
-	cfg.DataDir = t.TempDir()
-	svc, err := New(cfg, app.Deps{Common: cfg.Common, DB: db, Bus: b, Log: testkit.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.Run(t, svc)
-	return svc
-}
 
 func insertLabeled(t *testing.T, db *store.DB, prefix string, from, n int) []string {
 	t.Helper()
@@ -101,7 +68,7 @@ func TestEmbedderOverNATSIsUsedWhenItAnswersAndWordVectorsStandInUntilThen(t *te
 			if withLLM {
 				fake = &fakeoai.Server{}
 			}
-			svc := startWithEmbedderOption(t, db, b, fake)
+			svc := startService(t, db, b, fake, true)
 
 			// 1. No embedder service: classified on word vectors, and said so.
 			first := insertLabeled(t, db, "early", 0, 5)
