@@ -36,23 +36,17 @@ func start(t *testing.T, fake *fakeoai.Server) *env {
 	testenv.Taxonomies(t)
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
-	return &env{db: db, bus: b, svc: startService(t, db, b, fake, false)}
+	return &env{db: db, bus: b, svc: startService(t, db, b, fake, nil)}
 }
 
-// startService runs a classifier on db and b until the test ends: with the
-// LLM backend against fake when fake != nil, and asking the embedder service
-// (word vectors meanwhile) when useEmbedder.
-func startService(t *testing.T, db *store.DB, b *bus.Bus, fake *fakeoai.Server, useEmbedder bool) *Service {
+// startService runs a classifier on db and b until the test ends, with the
+// LLM backend against fake when fake != nil; tweak (may be nil) adjusts the
+// test configuration first.
+func startService(t *testing.T, db *store.DB, b *bus.Bus, fake *fakeoai.Server, tweak func(*Config)) *Service {
 	t.Helper()
-	if os.Getenv("OWNYOU_WORDVEC_PATH") == "" {
-		testenv.WordVec(t) // skips locally, fails in CI
-	}
 	cfg := Config{
 		TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_DIR"),
 		Concurrency: 16, BatchSize: 10, BatchWait: 100 * time.Millisecond, LLMConcurrency: 4, LLMTimeout: 5 * time.Second,
-	}
-	if useEmbedder {
-		cfg.UseEmbedder, cfg.EmbedTimeout, cfg.EmbedRetry = true, 5*time.Second, 200*time.Millisecond
 	}
 	if cfg.ModelCache == "" {
 		cfg.ModelCache = t.TempDir()
@@ -62,6 +56,12 @@ func startService(t *testing.T, db *store.DB, b *bus.Bus, fake *fakeoai.Server, 
 		t.Cleanup(srv.Close)
 		cfg.LLMBaseURL, cfg.LLMModel = srv.URL+"/v1", "fake-model"
 	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	if cfg.WordVecPath == "" {
+		testenv.WordVec(t) // skips locally, fails in CI
+	}
 	cfg.DataDir = t.TempDir()
 	svc, err := New(cfg, app.Deps{Common: cfg.Common, DB: db, Bus: b, Log: testkit.Logger(t)})
 	if err != nil {
@@ -69,6 +69,11 @@ func startService(t *testing.T, db *store.DB, b *bus.Bus, fake *fakeoai.Server, 
 	}
 	testkit.Run(t, svc)
 	return svc
+}
+
+// useEmbedder makes a test classifier ask the embedder service (word vectors meanwhile).
+func useEmbedder(cfg *Config) {
+	cfg.UseEmbedder, cfg.EmbedTimeout, cfg.EmbedRetry = true, 5*time.Second, 200*time.Millisecond
 }
 
 func (e *env) insert(t *testing.T, n int) []string {
@@ -214,32 +219,15 @@ func TestLLMBatchesAreJudgedAndKeepProvenance(t *testing.T) {
 }
 
 func TestExhaustedBudgetFallsBackToLocalAndShowsStatus(t *testing.T) {
-	if os.Getenv("OWNYOU_WORDVEC_PATH") == "" {
-		testenv.WordVec(t)
-	}
 	fake := &fakeoai.Server{}
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
-	srv := httptest.NewServer(fake)
-	t.Cleanup(srv.Close)
 	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO llm_usage (month, op, prompt_tokens) VALUES (to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM'), 'classify', 5000)`); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), ModelCache: os.Getenv("OWNYOU_MODEL_DIR"),
-		Concurrency: 8, BatchSize: 5, BatchWait: 50 * time.Millisecond, LLMBaseURL: srv.URL + "/v1", LLMModel: "fake-model", LLMConcurrency: 2,
-		LLMTimeout: 5 * time.Second, LLMMonthlyTokens: 5000}
-	if cfg.ModelCache == "" {
-		cfg.ModelCache = t.TempDir()
-	}
-	cfg.DataDir = t.TempDir()
-	svc, err := New(cfg, app.Deps{Common: cfg.Common, DB: db, Bus: b, Log: testkit.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	svc := startService(t, db, b, fake, func(cfg *Config) {
+		cfg.Concurrency, cfg.BatchSize, cfg.BatchWait, cfg.LLMConcurrency, cfg.LLMMonthlyTokens = 8, 5, 50*time.Millisecond, 2, 5000
+	})
 	e := &env{db: db, bus: b, svc: svc}
 	ids := e.insert(t, 5)
 	e.publish(t, ids, "1")
@@ -265,17 +253,9 @@ func TestWithoutWordVectorsItDegradesToRulesAndSaysSo(t *testing.T) {
 	testenv.Taxonomies(t)
 	db := testkit.DB(t)
 	b := testkit.NATS(t, db)
-	cfg := Config{TaxonomyDir: testenv.SharedDir() + "/data/iab", WordVecPath: "/nonexistent/wink.json", ModelCache: t.TempDir(),
-		Concurrency: 4, BatchSize: 5, BatchWait: 50 * time.Millisecond}
-	cfg.DataDir = t.TempDir()
-	svc, err := New(cfg, app.Deps{Common: cfg.Common, DB: db, Bus: b, Log: testkit.Logger(t)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	svc := startService(t, db, b, nil, func(cfg *Config) {
+		cfg.WordVecPath, cfg.ModelCache, cfg.Concurrency, cfg.BatchSize, cfg.BatchWait = "/nonexistent/wink.json", t.TempDir(), 4, 5, 50*time.Millisecond
+	})
 	e := &env{db: db, bus: b, svc: svc}
 	ids := e.insert(t, 3)
 	e.publish(t, ids, "1")

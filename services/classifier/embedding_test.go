@@ -68,7 +68,7 @@ func TestEmbedderOverNATSIsUsedWhenItAnswersAndWordVectorsStandInUntilThen(t *te
 			if withLLM {
 				fake = &fakeoai.Server{}
 			}
-			svc := startService(t, db, b, fake, true)
+			svc := startService(t, db, b, fake, useEmbedder)
 
 			// 1. No embedder service: classified on word vectors, and said so.
 			first := insertLabeled(t, db, "early", 0, 5)

@@ -72,15 +72,7 @@ func start(t *testing.T, cfg Config) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
+	testkit.Run(t, svc)
 	// Ready once it answers an info request.
 	c := embedclient.New(b.Conn(), time.Second)
 	testkit.Eventually(t, 10*time.Second, func() bool { _, _, err := c.Info(context.Background()); return err == nil }, "embedder never answered")
@@ -339,10 +331,7 @@ func TestModelChangeReembedsOldVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- svc.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer testkit.Run(t, svc)()
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		got := chunks(t, db, id)
 		return len(got) == 2 && got[0].model == svc.ModelID() && got[1].model == svc.ModelID()

@@ -50,20 +50,7 @@ func newEnv(t *testing.T, cfg Config) *env {
 }
 
 func (e *env) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- e.svc.Run(ctx) }()
-	e.t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				e.t.Errorf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			e.t.Error("service did not stop")
-		}
-	})
+	testkit.Run(e.t, e.svc)
 }
 
 // ingested counts emails.ingested messages on the stream.
