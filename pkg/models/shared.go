@@ -88,3 +88,17 @@ func ORTLib() string {
 	}
 	return filepath.Join(CacheDir(), ORTLibPath)
 }
+
+// MiniLMVocab returns the all-MiniLM-L6-v2 WordPiece vocabulary: the model
+// cache's copy when fetched, else the shared data directory's (tests, tools).
+func MiniLMVocab() (string, error) {
+	cached := filepath.Join(CacheDir(), "all-MiniLM-L6-v2", "vocab.txt")
+	if _, err := os.Stat(cached); err == nil {
+		return cached, nil
+	}
+	dir, err := SharedDir()
+	if err != nil {
+		return "", fmt.Errorf("all-MiniLM-L6-v2 vocabulary: not in the model cache, and %w", err)
+	}
+	return filepath.Join(dir, "models", "all-MiniLM-L6-v2", "vocab.txt"), nil
+}

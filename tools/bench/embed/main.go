@@ -51,20 +51,8 @@ func main() {
 
 func ortLib() string { return models.ORTLib() }
 
-func vocabPath() (string, error) {
-	cached := filepath.Join(models.CacheDir(), "all-MiniLM-L6-v2", "vocab.txt")
-	if _, err := os.Stat(cached); err == nil {
-		return cached, nil
-	}
-	dir, err := models.SharedDir()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(dir, "models", "all-MiniLM-L6-v2", "vocab.txt"), nil
-}
-
 func newEmbedder(graph string, threads, maxBatch int) (*embed.ONNX, error) {
-	vocab, err := vocabPath()
+	vocab, err := models.MiniLMVocab()
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +133,7 @@ func runSearch(graph string, threads int, dbURL string, n int) error {
 // vocabWords returns whole-word vocabulary entries in the vocabulary's
 // (roughly frequency) order, as a Zipf source of mail-like text.
 func vocabWords() ([]string, error) {
-	p, err := vocabPath()
+	p, err := models.MiniLMVocab()
 	if err != nil {
 		return nil, err
 	}

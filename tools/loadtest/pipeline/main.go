@@ -102,13 +102,9 @@ func embedModelEnv(tmp string, log *slog.Logger) ([]string, error) {
 	if _, err := os.Stat(filepath.Join(models.CacheDir(), "all-MiniLM-L6-v2", "model.onnx")); err == nil {
 		return nil, nil
 	}
-	vocab := filepath.Join(models.CacheDir(), "all-MiniLM-L6-v2", "vocab.txt")
-	if _, err := os.Stat(vocab); err != nil {
-		shared, err := models.SharedDir()
-		if err != nil {
-			return nil, fmt.Errorf("no all-MiniLM-L6-v2 in the model cache and no vocabulary for a stand-in: %w", err)
-		}
-		vocab = filepath.Join(shared, "models", "all-MiniLM-L6-v2", "vocab.txt")
+	vocab, err := models.MiniLMVocab()
+	if err != nil {
+		return nil, fmt.Errorf("no all-MiniLM-L6-v2 in the model cache and no vocabulary for a stand-in: %w", err)
 	}
 	graph, err := embed.GenerateGraph(embed.MiniLMGraph())
 	if err != nil {
