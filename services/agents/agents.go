@@ -113,6 +113,13 @@ func Builder(cfg Config) app.Builder {
 func (s *Service) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	defer s.stopJob()
+	// Look for rows an earlier process left before consuming: a start-up
+	// batch fired regardless would also take mail arriving in its first
+	// moments, skipping the quiet period.
+	left, err := loadPending(ctx, s.db, 1)
+	if err != nil {
+		return fmt.Errorf("agents: %w", err)
+	}
 	c, err := bus.Consume(ctx, s.bus, bus.EmailsClassified, bus.ConsumeOptions{Durable: bus.ConsumerAgents, Concurrency: s.cfg.Concurrency}, s.handle)
 	if err != nil {
 		return fmt.Errorf("agents: %w", err)
@@ -131,7 +138,9 @@ func (s *Service) Run(ctx context.Context) error {
 		defer s.wg.Done()
 		s.scanEvents(ctx)
 	}()
-	s.firePending()
+	if len(left) > 0 {
+		s.firePending()
+	}
 	<-ctx.Done()
 	c.Stop()
 	rc.Stop()
