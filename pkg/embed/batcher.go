@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -66,9 +67,10 @@ type batchResult struct {
 }
 
 // Batcher gathers sequences from concurrent callers into batches, by size and
-// a short wait, and runs them one batch at a time on a single worker. Its
-// methods are safe for concurrent use; callers block until their vectors
-// are computed.
+// a short wait, and runs them one batch at a time. When nobody else is
+// embedding, a request runs at once on its caller's goroutine instead of
+// waiting for company that is not coming. Its methods are safe for concurrent
+// use; callers block until their vectors are computed.
 type Batcher struct {
 	cfg  BatchConfig
 	run  runFunc
@@ -78,6 +80,17 @@ type Batcher struct {
 	done chan struct{}
 	once sync.Once
 	log  *slog.Logger
+
+	// model is held while a batch runs, by the worker or an inline caller.
+	model sync.Mutex
+	// queued counts sequences handed to the worker and not yet run.
+	queued atomic.Int64
+	// alone is set when the last batch ran without company (an inline run
+	// nobody queued behind, or a lone sequence nobody joined in MaxWait), so
+	// concurrency is low and waiting for company would only add latency.
+	alone atomic.Bool
+	// lastRun is when the last batch finished (UnixNano).
+	lastRun atomic.Int64
 }
 
 func newBatcher(cfg BatchConfig, run runFunc, log *slog.Logger) *Batcher {
@@ -116,8 +129,15 @@ func (b *Batcher) Do(ctx context.Context, encs []Encoding, tryOnly bool) ([][]fl
 		return nil, fmt.Errorf("wait for embedder queue: %w", err)
 	}
 	res := make(chan batchResult, n)
+	items := make([]batchItem, n)
 	for i, e := range encs {
-		b.in <- batchItem{ctx: ctx, enc: e, idx: i, res: res}
+		items[i] = batchItem{ctx: ctx, enc: e, idx: i, res: res}
+	}
+	if !b.runInline(items) {
+		b.queued.Add(n)
+		for _, it := range items {
+			b.in <- it
+		}
 	}
 	out := make([][]float32, n)
 	var firstErr error
@@ -140,10 +160,44 @@ func (b *Batcher) Do(ctx context.Context, encs []Encoding, tryOnly bool) ([][]fl
 	return out, nil
 }
 
-// Close stops the worker after the batch in flight; queued callers get ErrClosed.
+// runInline runs items on the caller's goroutine when the batcher is idle:
+// the model free, nothing queued, and no concurrent traffic lately (the last
+// batch ran alone, or nothing ran for longer than MaxWait). It reports
+// whether it ran them; results go to the items' channel.
+func (b *Batcher) runInline(items []batchItem) bool {
+	if len(items) > b.cfg.MaxBatch || b.queued.Load() != 0 {
+		return false
+	}
+	idle := time.Since(time.Unix(0, b.lastRun.Load())) > b.cfg.MaxWait
+	if !idle && !b.alone.Load() {
+		return false
+	}
+	if !b.model.TryLock() {
+		return false
+	}
+	defer b.model.Unlock()
+	if b.queued.Load() != 0 {
+		return false
+	}
+	select {
+	case <-b.stop:
+		return false
+	default:
+	}
+	b.runBatch(items)
+	b.lastRun.Store(time.Now().UnixNano())
+	// Still alone if nobody queued up while it ran.
+	b.alone.Store(b.queued.Load() == 0)
+	return true
+}
+
+// Close stops the worker after the batch in flight and waits for any inline
+// run; queued callers get ErrClosed.
 func (b *Batcher) Close() {
 	b.once.Do(func() { close(b.stop) })
 	<-b.done
+	b.model.Lock()
+	defer b.model.Unlock()
 }
 
 func (b *Batcher) loop() {
@@ -160,6 +214,7 @@ func (b *Batcher) loop() {
 		}
 		batch := []batchItem{first}
 		tokens := len(first.enc.IDs)
+		timedOut := false
 		timer.Reset(b.cfg.MaxWait)
 	collect:
 		for len(batch) < b.cfg.MaxBatch && tokens < b.cfg.MaxTokens {
@@ -168,18 +223,21 @@ func (b *Batcher) loop() {
 				batch = append(batch, it)
 				tokens += len(it.enc.IDs)
 			case <-timer.C:
+				timedOut = true
 				break collect
 			case <-b.stop:
 				break collect
 			}
 		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
+		if !timedOut {
+			timer.Stop()
 		}
+		b.alone.Store(len(batch) == 1 && (timedOut || b.cfg.MaxBatch == 1))
+		b.model.Lock()
 		b.runBatch(batch)
+		b.lastRun.Store(time.Now().UnixNano())
+		b.model.Unlock()
+		b.queued.Add(-int64(len(batch)))
 	}
 }
 

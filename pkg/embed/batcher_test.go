@@ -81,6 +81,22 @@ func TestBatcherGroupsConcurrentCallersAndKeepsOrder(t *testing.T) {
 	}
 }
 
+func TestBatcherRunsALoneRequestWithoutWaitingForCompany(t *testing.T) {
+	f := &fakeRun{}
+	b := newBatcher(BatchConfig{MaxBatch: 32, MaxWait: 2 * time.Second}, f.run, slog.Default())
+	defer b.Close()
+	for i := range 3 {
+		start := time.Now()
+		got, err := b.Do(context.Background(), []Encoding{enc(int64(i), 4)}, false)
+		if err != nil || got[0][0] != float32(i) {
+			t.Fatalf("call %d: %v %v", i, got, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("call %d on an idle batcher took %v: it waited for company", i, d)
+		}
+	}
+}
+
 func TestBatcherSplitsMixedLengthsToLimitPadding(t *testing.T) {
 	f := &fakeRun{}
 	b := newBatcher(BatchConfig{MaxBatch: 64, MaxWait: 50 * time.Millisecond}, f.run, slog.Default())

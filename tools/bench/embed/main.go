@@ -6,6 +6,9 @@
 //   - embed_svc_b{1,8,32}_t{16,128}: embeddings/s through the service path
 //     (tokenizer, micro-batcher fed by concurrent callers, pooling, normalization);
 //   - embed_svc_ratio_…: service/raw (target ≥ 0.9);
+//   - embed_raw_with_work_b1_…: control, bare ORT with the service's
+//     tokenize/pad/pool between runs (no batcher), separating what the
+//     pause between runs costs from what the batcher costs;
 //   - embed_rss_mb: resident memory of a process holding the embedder with the
 //     MiniLM-size graph loaded, after a batch-32×128 warm-up (target < 300 MB).
 //
@@ -191,6 +194,18 @@ func runEmbed(graph string, dur time.Duration, threads int) error {
 			fmt.Printf("BENCH embed_raw_%s %.1f emb/s\n", name, rawRate)
 			fmt.Printf("BENCH embed_svc_%s %.1f emb/s\n", name, svcRate)
 			fmt.Printf("BENCH embed_svc_ratio_%s %.3f ratio\n", name, svcRate/rawRate)
+			if batch == 1 {
+				// Control: bare ORT with the service's own per-call work
+				// (tokenize, pad, pool) between runs and no batcher. With
+				// small inputs, any pause between runs lets ORT's spinning
+				// intra-op worker go idle, which costs more than the work.
+				n, t := measure(dur/rounds, 1, func() error {
+					e := tok.Encode(texts[0])
+					_, err := raw.Embed(embed.PadBatch([]embed.Encoding{e}, tok.PadID()))
+					return err
+				})
+				fmt.Printf("BENCH embed_raw_with_work_%s %.1f emb/s\n", name, n/t.Seconds())
+			}
 		}
 		_ = svc.Close()
 	}
