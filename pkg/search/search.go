@@ -111,6 +111,10 @@ type Config struct {
 	EfSearch int
 	// TextConfig is the Postgres text search configuration (default english).
 	TextConfig string
+	// CommonTermDocs is how many mails a term must occur in to get a
+	// common-term list (default 5000); CommonTermTop is how many mails each
+	// list keeps (default 1000). See RefreshTermLists.
+	CommonTermDocs, CommonTermTop int
 }
 
 // Searcher runs queries against the store.
@@ -130,6 +134,12 @@ func New(pool *pgxpool.Pool, emb QueryEmbedder, cfg Config) *Searcher {
 	}
 	if cfg.TextConfig == "" {
 		cfg.TextConfig = "english"
+	}
+	if cfg.CommonTermDocs <= 0 {
+		cfg.CommonTermDocs = 5000
+	}
+	if cfg.CommonTermTop <= 0 {
+		cfg.CommonTermTop = 1000
 	}
 	return &Searcher{pool: pool, emb: emb, cfg: cfg}
 }
@@ -340,16 +350,38 @@ func likeEscape(s string) string {
 // match is ranked, so the best hits are found however common the words are
 // and however old the mail; the cost grows with the number of matches (the
 // GIN index finds them, ranking reads each one's tsvector, kept in the heap
-// row by migration 00210).
+// row by migration 00210). A query made only of very common words ranks
+// the common-term lists instead (terms.go) when they can vouch for the answer.
 func (s *Searcher) keyword(ctx context.Context, q Query) ([]ranked, error) {
-	args := []any{s.cfg.TextConfig, q.Text, max(s.cfg.Candidates, q.Limit)}
-	sql := `
-SELECT e.id, ts_rank_cd(e.search_tsv, websearch_to_tsquery($1::regconfig, $2), 1) AS score,
-       numnode(phraseto_tsquery($1::regconfig, $2)) > 1 AND e.search_tsv @@ phraseto_tsquery($1::regconfig, $2) AS phrase
+	n := max(s.cfg.Candidates, q.Limit)
+	plan, ok, err := s.planTerms(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		out, err := s.keywordFromLists(ctx, q, plan, n)
+		if !errors.Is(err, errIncomplete) {
+			return out, err
+		}
+	}
+	args := []any{s.cfg.TextConfig, q.Text, n}
+	return s.rankKeyword(ctx, `
+SELECT `+keywordColumns+`
 FROM emails e
-WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)` + filterSQL(q, &args) + `
+WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+filterSQL(q, &args)+keywordOrder, args)
+}
+
+// keywordColumns and keywordOrder are the keyword leg's ranking over emails
+// e, for query text $2 in configuration $1, keeping $3 rows.
+const (
+	keywordColumns = `e.id, ts_rank_cd(e.search_tsv, websearch_to_tsquery($1::regconfig, $2), 1) AS score,
+       numnode(phraseto_tsquery($1::regconfig, $2)) > 1 AND e.search_tsv @@ phraseto_tsquery($1::regconfig, $2) AS phrase`
+	keywordOrder = `
 ORDER BY phrase DESC, score DESC, e.sort_at DESC, e.id
 LIMIT $3`
+)
+
+func (s *Searcher) rankKeyword(ctx context.Context, sql string, args []any) ([]ranked, error) {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("keyword search: %w", err)

@@ -403,14 +403,23 @@ func TestKeywordFindsAnOldStrongMatchAmongThousandsOfWeakOnes(t *testing.T) {
 	}
 	insertMails(t, pool, []mail{{id: "strong", subject: "Harbour ferry timetable changes", fromAddr: "port@city.example",
 		at: time.Date(2015, 3, 1, 0, 0, 0, 0, time.UTC), body: "The harbour ferry timetable changes on Monday: the harbour ferry now leaves hourly."}})
-	s := New(pool, nil, Config{})
-	for _, text := range []string{"ferry", "harbour timetable"} {
-		res, err := s.Search(ctx, Query{Text: text, Mode: Keyword, Limit: 5})
-		if err != nil {
-			t.Fatal(err)
+	// Ranking every match, then from common-term lists ("ferry", "harbour"
+	// and "timetable" are each in 2,501 mails).
+	s := New(pool, nil, Config{CommonTermDocs: 1000, CommonTermTop: 100})
+	for _, lists := range []bool{false, true} {
+		if lists {
+			if st, err := s.RefreshTermLists(ctx); err != nil || st.Terms == 0 {
+				t.Fatalf("refresh: %+v %v", st, err)
+			}
 		}
-		if got := ids(res.Hits); len(got) == 0 || got[0] != "strong" {
-			t.Errorf("%q: got %v, want the 2015 mail about the ferry first", text, got)
+		for _, text := range []string{"ferry", "harbour timetable"} {
+			res, err := s.Search(ctx, Query{Text: text, Mode: Keyword, Limit: 5})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := ids(res.Hits); len(got) == 0 || got[0] != "strong" {
+				t.Errorf("%q (lists %v): got %v, want the 2015 mail about the ferry first", text, lists, got)
+			}
 		}
 	}
 }

@@ -1,0 +1,234 @@
+package search
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Common-term lists. Keyword search ranks every mail its query matches; a
+// query made only of words found in a large share of the mail ("new",
+// "year") would rank tens of thousands of rows. For each term found in at
+// least Config.CommonTermDocs mails, RefreshTermLists keeps the
+// Config.CommonTermTop mails that rank highest for that term alone. A query
+// whose terms are all common then ranks, with the same ordering, only the
+// mails on its terms' lists plus the mail that arrived since they were
+// computed.
+//
+// For a one-word query the answer is the exact one: a mail missing from the
+// list ranks below the list's last entry, so when the n-th hit ranks above
+// it nothing was missed (otherwise every match is ranked, as without lists).
+// For several common words the lists give the mails most about each word;
+// a mail that mentions all of them only moderately can be missed.
+
+// termListMargin is how far before a refresh's start the lists stop
+// vouching for mail: rows written by transactions that began earlier but
+// committed after the refresh's snapshot are still found as new mail.
+const termListMargin = 5 * time.Minute
+
+// termListLock is the advisory lock held while refreshing, so one process
+// of a scaled-out cluster refreshes at a time.
+const termListLock = 0x6f796e_7465726d // "oyn" "term"
+
+// TermListStats describes a refresh of the common-term lists.
+type TermListStats struct {
+	Mails   int64         `json:"mails"`
+	Terms   int           `json:"terms"`
+	Listed  int64         `json:"listed"`
+	Took    time.Duration `json:"took"`
+	Skipped bool          `json:"skipped,omitempty"` // another process was refreshing
+}
+
+// RefreshTermLists recomputes the common terms and their lists in one
+// transaction; searches keep using the previous lists until it commits. It
+// reads every mail's tsvector (about 10 s of Postgres time at 100k mails on
+// two cores), so callers run it in the background, as RefreshTermListsIfStale
+// does. Safe to call from several processes: all but one skip.
+func (s *Searcher) RefreshTermLists(ctx context.Context) (TermListStats, error) {
+	start := time.Now()
+	var st TermListStats
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock($1)`, int64(termListLock)).Scan(&locked); err != nil {
+			return err
+		}
+		if !locked {
+			st.Skipped = true
+			return nil
+		}
+		var dbNow time.Time
+		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&dbNow); err != nil {
+			return err
+		}
+		// The window below sorts every (common term, mail) pair.
+		if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM search_common_terms`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM search_term_top`); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+INSERT INTO search_common_terms (lexeme, ndoc, listed, min_score)
+SELECT word, ndoc, 0, 0 FROM ts_stat('SELECT search_tsv FROM emails') WHERE ndoc >= $1`, s.cfg.CommonTermDocs); err != nil {
+			return err
+		}
+		// The same order as keyword search: score, then newest, then id.
+		if _, err := tx.Exec(ctx, `
+INSERT INTO search_term_top (lexeme, email_id, score)
+SELECT lexeme, id, score FROM (
+    SELECT lexeme, id, score, row_number() OVER (PARTITION BY lexeme ORDER BY score DESC, sort_at DESC, id) AS rn
+    FROM (
+        SELECT u.lexeme, e.id, e.sort_at, ts_rank_cd(e.search_tsv, quote_literal(u.lexeme)::tsquery, 1) AS score
+        FROM emails e CROSS JOIN LATERAL unnest(e.search_tsv) u
+        WHERE u.lexeme IN (SELECT lexeme FROM search_common_terms)
+    ) scored
+) ranked WHERE rn <= $1`, s.cfg.CommonTermTop); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `
+UPDATE search_common_terms c SET listed = l.n, min_score = l.min_score
+FROM (SELECT lexeme, count(*) AS n, min(score) AS min_score FROM search_term_top GROUP BY lexeme) l
+WHERE l.lexeme = c.lexeme`); err != nil {
+			return err
+		}
+		if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM emails), (SELECT count(*) FROM search_common_terms), (SELECT count(*) FROM search_term_top)`).
+			Scan(&st.Mails, &st.Terms, &st.Listed); err != nil {
+			return err
+		}
+		st.Took = time.Since(start)
+		_, err := tx.Exec(ctx, `
+INSERT INTO search_term_state (id, refreshed_at, covers_before, mails, took_ms) VALUES (true, $1, $2, $3, $4)
+ON CONFLICT (id) DO UPDATE SET refreshed_at = EXCLUDED.refreshed_at, covers_before = EXCLUDED.covers_before,
+    mails = EXCLUDED.mails, took_ms = EXCLUDED.took_ms`, dbNow, dbNow.Add(-termListMargin), st.Mails, st.Took.Milliseconds())
+		return err
+	})
+	if err != nil {
+		return TermListStats{}, fmt.Errorf("refresh term lists: %w", err)
+	}
+	return st, nil
+}
+
+// RefreshTermListsIfStale refreshes the lists when enough mail arrived
+// since the last refresh that ranking it at query time gets dear: at least
+// 1,000 mails and 2% of all mail, or any mail at all a day later. It
+// reports whether it refreshed.
+func (s *Searcher) RefreshTermListsIfStale(ctx context.Context) (bool, TermListStats, error) {
+	var (
+		refreshed     *time.Time
+		mails, recent int64
+	)
+	err := s.pool.QueryRow(ctx, `
+SELECT st.refreshed_at, (SELECT count(*) FROM emails),
+       (SELECT count(*) FROM emails WHERE ingested_at >= coalesce(st.refreshed_at, '-infinity'))
+FROM (SELECT 1) one LEFT JOIN search_term_state st ON true`).Scan(&refreshed, &mails, &recent)
+	if err != nil {
+		return false, TermListStats{}, fmt.Errorf("term lists staleness: %w", err)
+	}
+	stale := recent >= max(1000, mails/50) || recent > 0 && refreshed != nil && time.Since(*refreshed) > 24*time.Hour
+	if refreshed == nil {
+		// Never refreshed: lists pay off once some term can be common.
+		stale = mails >= int64(s.cfg.CommonTermDocs)
+	}
+	if !stale {
+		return false, TermListStats{}, nil
+	}
+	st, err := s.RefreshTermLists(ctx)
+	return err == nil && !st.Skipped, st, err
+}
+
+// termPlan is what the lists can do for a query.
+type termPlan struct {
+	lexemes []string
+	// exact: one common term, so a long enough answer from its list is exact.
+	exact    bool
+	minScore float32 // exact: the list's last entry's score
+	coversTo time.Time
+}
+
+// planTerms decides whether q's keyword leg can rank the common-term lists
+// instead of every match: q is a plain conjunction of words (no "or", no
+// -word, no quotes), every word is a common term, and, for several words,
+// they probably share more than CommonTermDocs mails.
+func (s *Searcher) planTerms(ctx context.Context, q Query) (termPlan, bool, error) {
+	if q.From != "" {
+		return termPlan{}, false, nil // a sender filter leaves few mails to rank
+	}
+	var (
+		tsq      string
+		lexemes  []string
+		ndocs    []*int32
+		listed   []*int32
+		scores   []*float32
+		mails    *int64
+		coversTo *time.Time
+	)
+	err := s.pool.QueryRow(ctx, `
+WITH lx AS (SELECT DISTINCT u.lexeme FROM unnest(to_tsvector($1::regconfig, $2)) u),
+t AS (SELECT lx.lexeme, c.ndoc, c.listed, c.min_score FROM lx LEFT JOIN search_common_terms c USING (lexeme))
+SELECT websearch_to_tsquery($1::regconfig, $2)::text,
+       coalesce((SELECT array_agg(lexeme ORDER BY lexeme) FROM t), '{}'),
+       coalesce((SELECT array_agg(ndoc ORDER BY lexeme) FROM t), '{}'),
+       coalesce((SELECT array_agg(listed ORDER BY lexeme) FROM t), '{}'),
+       coalesce((SELECT array_agg(min_score ORDER BY lexeme) FROM t), '{}'),
+       st.mails, st.covers_before
+FROM (SELECT 1) one LEFT JOIN search_term_state st ON true`, s.cfg.TextConfig, q.Text).
+		Scan(&tsq, &lexemes, &ndocs, &listed, &scores, &mails, &coversTo)
+	if err != nil {
+		return termPlan{}, false, fmt.Errorf("plan keyword search: %w", err)
+	}
+	if coversTo == nil || len(lexemes) == 0 || strings.ContainsAny(tsq, "|!<") {
+		return termPlan{}, false, nil
+	}
+	plan := termPlan{lexemes: lexemes, coversTo: *coversTo}
+	// Expected shared mails if the words occurred independently.
+	shared := float64(*mails)
+	for i := range lexemes {
+		if ndocs[i] == nil {
+			return termPlan{}, false, nil // a rarer word bounds the matches
+		}
+		shared *= float64(*ndocs[i]) / float64(max(*mails, 1))
+	}
+	if len(lexemes) == 1 {
+		if int(*listed[0]) < s.cfg.CommonTermTop {
+			return termPlan{}, false, nil // the list holds every match: no gain
+		}
+		plan.exact, plan.minScore = true, *scores[0]
+		return plan, true, nil
+	}
+	if shared < float64(s.cfg.CommonTermDocs) {
+		return termPlan{}, false, nil
+	}
+	return plan, true, nil
+}
+
+// errIncomplete reports that the lists could not vouch for an answer.
+var errIncomplete = errors.New("term lists incomplete for this query")
+
+// keywordFromLists ranks the plan's lists plus newer mail. It returns
+// errIncomplete when the answer might differ from ranking every match.
+func (s *Searcher) keywordFromLists(ctx context.Context, q Query, plan termPlan, n int) ([]ranked, error) {
+	args := []any{s.cfg.TextConfig, q.Text, n, plan.lexemes, plan.coversTo}
+	out, err := s.rankKeyword(ctx, `
+WITH cand AS (
+    SELECT email_id AS id FROM search_term_top WHERE lexeme = ANY($4)
+    UNION
+    SELECT id FROM emails WHERE ingested_at >= $5
+)
+SELECT `+keywordColumns+`
+FROM cand JOIN emails e ON e.id = cand.id
+WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+filterSQL(q, &args)+keywordOrder, args)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) < n || plan.exact && float32(out[n-1].score) <= plan.minScore {
+		return nil, errIncomplete
+	}
+	return out, nil
+}
