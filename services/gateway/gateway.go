@@ -36,6 +36,7 @@ type Config struct {
 	EventsInterval time.Duration `env:"OWNYOU_EVENTS_INTERVAL" envDefault:"2s" help:"how often GET /api/v1/events checks pipeline progress"`
 	Sources        SourcesConfig
 	StallAfter     time.Duration `env:"OWNYOU_STALL_AFTER" envDefault:"2m" help:"a worker, stage or syncing source silent this long is flagged as stalled"`
+	SearchTerms    time.Duration `env:"OWNYOU_SEARCH_TERMS_EVERY" envDefault:"1m" help:"how often to check whether keyword search's common-term lists need recomputing after new mail (0 = never; docs/search.md)"`
 }
 
 // Server is the gateway service.
@@ -113,6 +114,13 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	s.log.Info("gateway listening", "url", "http://"+s.Addr())
+	termsCtx, stopTerms := context.WithCancel(ctx)
+	termsDone := make(chan struct{})
+	go func() {
+		defer close(termsDone)
+		s.refreshTermLists(termsCtx)
+	}()
+	defer func() { stopTerms(); <-termsDone }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("gateway: %w", err)
@@ -126,4 +134,28 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("gateway shutdown: %w", err)
 	}
 	return nil
+}
+
+// refreshTermLists keeps keyword search's common-term lists current: every
+// cfg.SearchTerms it recomputes them if enough mail arrived (pkg/search).
+func (s *Server) refreshTermLists(ctx context.Context) {
+	if s.cfg.SearchTerms <= 0 {
+		return
+	}
+	t := time.NewTicker(s.cfg.SearchTerms)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		done, st, err := s.search.RefreshTermListsIfStale(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.WarnContext(ctx, "search term lists", "err", err)
+		case done:
+			s.log.InfoContext(ctx, "search term lists refreshed", "mails", st.Mails, "terms", st.Terms, "took", st.Took.Round(time.Millisecond))
+		}
+	}
 }

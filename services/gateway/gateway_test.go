@@ -573,3 +573,26 @@ func authed(t *testing.T, url string) *http.Request {
 	req.Header.Set("Authorization", "Bearer "+adminToken)
 	return req
 }
+
+func TestSearchTermListsAreComputedOnceThereIsEnoughMail(t *testing.T) {
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	s, err := gateway.New(gateway.Config{HTTPAddr: "127.0.0.1:0", AdminToken: adminToken, SearchTerms: 50 * time.Millisecond},
+		app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Run(t, s)
+	ctx := context.Background()
+	// 5,000 mails (the default CommonTermDocs) all mention the ferry.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO emails (id, message_id, content_hash, subject, from_addr, sort_at, body_text)
+		SELECT 'm' || i, 'm' || i, 'm' || i, 'Ferry ' || i, 'port@city.test', now() - i * interval '1 hour', 'The ferry leaves at ' || i
+		FROM generate_series(1, 5000) i`); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 60*time.Second, func() bool {
+		var n int
+		err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM search_term_top t JOIN search_term_state st ON st.mails = 5000 WHERE t.lexeme = 'ferri'`).Scan(&n)
+		return err == nil && n > 0
+	}, "the gateway never computed the common-term lists")
+}
