@@ -117,3 +117,19 @@ func TestNewRejectsModelWithSmallerVocabulary(t *testing.T) {
 		t.Fatalf("err = %v, want ErrModel about the vocabulary", err)
 	}
 }
+
+func BenchmarkMeanPoolNormalize18x384(b *testing.B) {
+	const seq, dim = 18, 384
+	hidden := make([]float32, seq*dim)
+	for i := range hidden {
+		hidden[i] = float32(i%97) / 97
+	}
+	mask := make([]int64, seq)
+	for i := range mask {
+		mask[i] = 1
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		MeanPoolNormalize(hidden, mask, 1, seq, dim)
+	}
+}

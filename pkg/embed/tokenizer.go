@@ -158,30 +158,32 @@ func (t *Tokenizer) Tokens(text string) []string {
 // limit < 0 means no limit on the number of pieces.
 func (t *Tokenizer) appendPieceIDs(dst []int64, text string, limit int) []int64 {
 	norm := normalize(text)
-	var word strings.Builder
-	flush := func() {
-		if word.Len() == 0 {
-			return
+	var buf []byte // "##"-prefixed candidates, reused across words
+	wordStart := -1
+	flush := func(end int) {
+		if wordStart >= 0 {
+			dst, buf = t.wordPiece(dst, norm[wordStart:end], buf)
+			wordStart = -1
 		}
-		dst = t.wordPiece(dst, word.String())
-		word.Reset()
 	}
-	for _, r := range norm {
+	for i, r := range norm {
 		switch {
 		case r == ' ':
-			flush()
+			flush(i)
 		case isBertPunct(r):
-			flush()
-			word.WriteRune(r)
-			flush()
+			flush(i)
+			wordStart = i
+			flush(i + utf8.RuneLen(r))
 		default:
-			word.WriteRune(r)
+			if wordStart < 0 {
+				wordStart = i
+			}
 		}
 		if limit >= 0 && len(dst) >= limit {
 			return dst[:limit]
 		}
 	}
-	flush()
+	flush(len(norm))
 	if limit >= 0 && len(dst) > limit {
 		dst = dst[:limit]
 	}
@@ -189,23 +191,26 @@ func (t *Tokenizer) appendPieceIDs(dst []int64, text string, limit int) []int64 
 }
 
 // wordPiece appends the greedy longest-match-first pieces of word, or [UNK]
-// when the word is too long or cannot be covered by the vocabulary.
-func (t *Tokenizer) wordPiece(dst []int64, word string) []int64 {
+// when the word is too long or cannot be covered by the vocabulary. buf is
+// scratch space for continuation candidates; the grown buffer is returned.
+func (t *Tokenizer) wordPiece(dst []int64, word string, buf []byte) ([]int64, []byte) {
 	if utf8.RuneCountInString(word) > maxInputCharsPerWord {
-		return append(dst, int64(t.unk))
+		return append(dst, int64(t.unk)), buf
 	}
 	start := len(dst)
-	var sb strings.Builder
 	for begin := 0; begin < len(word); {
 		end := len(word)
 		found := int32(-1)
 		for end > begin {
-			sb.Reset()
-			if begin > 0 {
-				sb.WriteString("##")
+			var id int32
+			var ok bool
+			if begin == 0 {
+				id, ok = t.vocab[word[:end]]
+			} else {
+				buf = append(append(buf[:0], "##"...), word[begin:end]...)
+				id, ok = t.vocab[string(buf)] // no allocation for a map lookup
 			}
-			sb.WriteString(word[begin:end])
-			if id, ok := t.vocab[sb.String()]; ok {
+			if ok {
 				found = id
 				break
 			}
@@ -214,18 +219,25 @@ func (t *Tokenizer) wordPiece(dst []int64, word string) []int64 {
 			end -= size
 		}
 		if found < 0 {
-			return append(dst[:start], int64(t.unk))
+			return append(dst[:start], int64(t.unk)), buf
 		}
 		dst = append(dst, int64(found))
 		begin = end
 	}
-	return dst
+	return dst, buf
 }
 
 // normalize applies BertNormalizer: drop NUL, U+FFFD and control/format
 // characters, map whitespace to ' ', pad CJK ideographs with spaces, strip
 // accents (NFD, drop Mn) and lower-case.
 func normalize(text string) string {
+	if ascii, ok := normalizeASCII(text); ok {
+		return ascii
+	}
+	return normalizeUnicode(text)
+}
+
+func normalizeUnicode(text string) string {
 	var b strings.Builder
 	b.Grow(len(text) + 8)
 	for _, r := range text {
@@ -251,6 +263,29 @@ func normalize(text string) string {
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
+}
+
+// normalizeASCII is normalize for pure ASCII text, where NFD changes
+// nothing, there are no accents or CJK, and lower-casing is A–Z only.
+// ok is false when text has a non-ASCII byte.
+func normalizeASCII(text string) (string, bool) {
+	out := make([]byte, 0, len(text))
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c >= 0x80:
+			return "", false
+		case c == '\t' || c == '\n' || c == '\r' || c == ' ':
+			out = append(out, ' ')
+		case c < 0x20 || c == 0x7f:
+			// Cc controls are dropped, VT and FF too (control before whitespace, as in the reference)
+		case c >= 'A' && c <= 'Z':
+			out = append(out, c+'a'-'A')
+		default:
+			out = append(out, c)
+		}
+	}
+	return string(out), true
 }
 
 // isWhitespace follows the reference: \t \n \r and Unicode White_Space.

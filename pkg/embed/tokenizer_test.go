@@ -116,3 +116,32 @@ func equalInts(a, b []int64) bool {
 	}
 	return true
 }
+
+func TestNormalizeASCIIFastPathMatchesTheUnicodePath(t *testing.T) {
+	var all []byte
+	for c := 0; c < 0x80; c++ {
+		all = append(all, byte(c))
+	}
+	cases := []string{string(all), "Hello,\tWORLD!\r\n\x0bVT\x0cFF\x1fUS\x7fDEL", "", "   ", "URL: https://Example.COM/a?b=C&d=e#F"}
+	for _, c := range cases {
+		fast, ok := normalizeASCII(c)
+		if !ok {
+			t.Fatalf("%q: fast path refused ASCII", c)
+		}
+		if slow := normalizeUnicode(c); fast != slow {
+			t.Errorf("%q: fast %q, unicode %q", c, fast, slow)
+		}
+	}
+	if _, ok := normalizeASCII("café"); ok {
+		t.Error("fast path took non-ASCII text")
+	}
+}
+
+func BenchmarkEncodeShortASCII(b *testing.B) {
+	tok := loadTokenizer(b, 128)
+	text := "invoice meeting travel flight hotel order shipped account password reset newsletter weekly offer sale"
+	b.ReportAllocs()
+	for b.Loop() {
+		tok.Encode(text)
+	}
+}
