@@ -112,8 +112,8 @@ type Config struct {
 	// TextConfig is the Postgres text search configuration (default english).
 	TextConfig string
 	// CommonTermDocs is how many mails a term must occur in to get a
-	// common-term list (default 5000); CommonTermTop is how many mails each
-	// list keeps (default 1000). See RefreshTermLists.
+	// common-term list (default 2000); CommonTermTop is how many mails each
+	// list keeps (default 500). See RefreshTermLists.
 	CommonTermDocs, CommonTermTop int
 }
 
@@ -136,10 +136,10 @@ func New(pool *pgxpool.Pool, emb QueryEmbedder, cfg Config) *Searcher {
 		cfg.TextConfig = "english"
 	}
 	if cfg.CommonTermDocs <= 0 {
-		cfg.CommonTermDocs = 5000
+		cfg.CommonTermDocs = 2000
 	}
 	if cfg.CommonTermTop <= 0 {
-		cfg.CommonTermTop = 1000
+		cfg.CommonTermTop = 500
 	}
 	return &Searcher{pool: pool, emb: emb, cfg: cfg}
 }
@@ -358,6 +358,9 @@ func (s *Searcher) keyword(ctx context.Context, q Query) ([]ranked, error) {
 	if err != nil {
 		return nil, err
 	}
+	if plan.empty {
+		return nil, nil
+	}
 	if ok {
 		out, err := s.keywordFromLists(ctx, q, plan, n)
 		if !errors.Is(err, errIncomplete) {
@@ -483,8 +486,9 @@ func scanRanked(r pgx.CollectableRow) (ranked, error) {
 	return x, err
 }
 
-// knnSQL is the kNN query: nearest chunks of model by cosine distance
-// (served by the HNSW index), grouped to each email's best chunk.
+// knnSQL is the kNN query: nearest chunks of model by cosine distance in
+// half precision (what the HNSW index of migration 00230 serves), grouped to
+// each email's best chunk by full-precision distance.
 func knnSQL(vec []float32, model string, q Query, n int) (string, []any) {
 	args := []any{pgvector.NewVector(vec), model, n * 2, n}
 	join, filters := "", filterSQL(q, &args)
@@ -496,7 +500,7 @@ WITH nn AS (
     SELECT em.email_id, em.text_start, em.text_end, em.embedding <=> $1 AS dist
     FROM embeddings em` + join + `
     WHERE em.model = $2` + filters + `
-    ORDER BY em.embedding <=> $1
+    ORDER BY em.embedding::halfvec(384) <=> $1::halfvec(384)
     LIMIT $3
 ), best AS (
     SELECT DISTINCT ON (email_id) email_id, text_start, text_end, dist FROM nn ORDER BY email_id, dist

@@ -64,10 +64,6 @@ func (s *Searcher) RefreshTermLists(ctx context.Context) (TermListStats, error) 
 		if err := tx.QueryRow(ctx, `SELECT now()`).Scan(&dbNow); err != nil {
 			return err
 		}
-		// The window below sorts every (common term, mail) pair.
-		if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, `DELETE FROM search_common_terms`); err != nil {
 			return err
 		}
@@ -79,17 +75,20 @@ INSERT INTO search_common_terms (lexeme, ndoc, listed, min_score)
 SELECT word, ndoc, 0, 0 FROM ts_stat('SELECT search_tsv FROM emails') WHERE ndoc >= $1`, s.cfg.CommonTermDocs); err != nil {
 			return err
 		}
-		// The same order as keyword search: score, then newest, then id.
+		// Per term, its matches through the GIN index, in keyword search's
+		// order (score, then newest, then id), top-N sorted: no sort of
+		// every (term, mail) pair. The lexeme is quoted as tsquery input
+		// (quotes and backslashes doubled): URL lexemes can hold both.
 		if _, err := tx.Exec(ctx, `
-INSERT INTO search_term_top (lexeme, email_id, score)
-SELECT lexeme, id, score FROM (
-    SELECT lexeme, id, score, row_number() OVER (PARTITION BY lexeme ORDER BY score DESC, sort_at DESC, id) AS rn
-    FROM (
-        SELECT u.lexeme, e.id, e.sort_at, ts_rank_cd(e.search_tsv, quote_literal(u.lexeme)::tsquery, 1) AS score
-        FROM emails e CROSS JOIN LATERAL unnest(e.search_tsv) u
-        WHERE u.lexeme IN (SELECT lexeme FROM search_common_terms)
-    ) scored
-) ranked WHERE rn <= $1`, s.cfg.CommonTermTop); err != nil {
+INSERT INTO search_term_top (lexeme, email_id, score, sort_at)
+SELECT c.lexeme, t.id, t.score, t.sort_at FROM search_common_terms c
+CROSS JOIN LATERAL (SELECT ('''' || replace(replace(c.lexeme, '\', '\\'), '''', '''''') || '''')::tsquery AS q) lq
+CROSS JOIN LATERAL (
+    SELECT e.id, ts_rank_cd(e.search_tsv, lq.q, 1) AS score, e.sort_at
+    FROM emails e WHERE e.search_tsv @@ lq.q
+    ORDER BY score DESC, e.sort_at DESC, e.id
+    LIMIT $1
+) t`, s.cfg.CommonTermTop); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `
@@ -111,6 +110,15 @@ ON CONFLICT (id) DO UPDATE SET refreshed_at = EXCLUDED.refreshed_at, covers_befo
 	})
 	if err != nil {
 		return TermListStats{}, fmt.Errorf("refresh term lists: %w", err)
+	}
+	if !st.Skipped {
+		// The lists' rows were all replaced: clear the dead ones and give the
+		// planner their new statistics now rather than when autovacuum
+		// comes by in the middle of someone's searches.
+		if _, err := s.pool.Exec(ctx, `VACUUM (ANALYZE) search_term_top, search_common_terms`); err != nil {
+			return st, fmt.Errorf("refresh term lists: vacuum: %w", err)
+		}
+		st.Took = time.Since(start)
 	}
 	return st, nil
 }
@@ -150,6 +158,9 @@ type termPlan struct {
 	exact    bool
 	minScore float32 // exact: the list's last entry's score
 	coversTo time.Time
+	// empty: the query has no words to match (only stop words); planTerms
+	// then reports !ok and keyword search has nothing to rank.
+	empty bool
 }
 
 // planTerms decides whether q's keyword leg can rank the common-term lists
@@ -157,9 +168,6 @@ type termPlan struct {
 // -word, no quotes), every word is a common term, and, for several words,
 // they probably share more than CommonTermDocs mails.
 func (s *Searcher) planTerms(ctx context.Context, q Query) (termPlan, bool, error) {
-	if q.From != "" {
-		return termPlan{}, false, nil // a sender filter leaves few mails to rank
-	}
 	var (
 		tsq      string
 		lexemes  []string
@@ -183,8 +191,11 @@ FROM (SELECT 1) one LEFT JOIN search_term_state st ON true`, s.cfg.TextConfig, q
 	if err != nil {
 		return termPlan{}, false, fmt.Errorf("plan keyword search: %w", err)
 	}
-	if coversTo == nil || len(lexemes) == 0 || strings.ContainsAny(tsq, "|!<") {
-		return termPlan{}, false, nil
+	if strings.TrimSpace(tsq) == "" {
+		return termPlan{empty: true}, false, nil // only stop words: nothing can match
+	}
+	if q.From != "" || coversTo == nil || len(lexemes) == 0 || strings.ContainsAny(tsq, "|!<") {
+		return termPlan{}, false, nil // (a sender filter leaves few mails to rank)
 	}
 	plan := termPlan{lexemes: lexemes, coversTo: *coversTo}
 	// Expected shared mails if the words occurred independently.
@@ -214,8 +225,15 @@ var errIncomplete = errors.New("term lists incomplete for this query")
 // keywordFromLists ranks the plan's lists plus newer mail. It returns
 // errIncomplete when the answer might differ from ranking every match.
 func (s *Searcher) keywordFromLists(ctx context.Context, q Query, plan termPlan, n int) ([]ranked, error) {
-	args := []any{s.cfg.TextConfig, q.Text, n, plan.lexemes, plan.coversTo}
-	out, err := s.rankKeyword(ctx, `
+	var (
+		out []ranked
+		err error
+	)
+	if plan.exact && q.Category == "" {
+		out, err = s.keywordFromStoredScores(ctx, q, plan, n)
+	} else {
+		args := []any{s.cfg.TextConfig, q.Text, n, plan.lexemes, plan.coversTo}
+		out, err = s.rankKeyword(ctx, `
 WITH cand AS (
     SELECT email_id AS id FROM search_term_top WHERE lexeme = ANY($4)
     UNION
@@ -224,6 +242,7 @@ WITH cand AS (
 SELECT `+keywordColumns+`
 FROM cand JOIN emails e ON e.id = cand.id
 WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+filterSQL(q, &args)+keywordOrder, args)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -231,4 +250,40 @@ WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+filterSQL(q, &arg
 		return nil, errIncomplete
 	}
 	return out, nil
+}
+
+// keywordFromStoredScores answers a one-word query from its list's stored
+// scores and dates (the same ts_rank_cd of the same immutable tsvector),
+// reading only the first n entries that still exist, plus newer mail
+// ranked in full: no mail row is read for the listed part.
+func (s *Searcher) keywordFromStoredScores(ctx context.Context, q Query, plan termPlan, n int) ([]ranked, error) {
+	args := []any{s.cfg.TextConfig, q.Text, n, plan.lexemes[0], plan.coversTo}
+	dates := func(col string) string {
+		var c string
+		if !q.After.IsZero() {
+			args = append(args, q.After)
+			c += fmt.Sprintf(" AND %s >= $%d", col, len(args))
+		}
+		if !q.Before.IsZero() {
+			args = append(args, q.Before)
+			c += fmt.Sprintf(" AND %s < $%d", col, len(args))
+		}
+		return c
+	}
+	listDates := dates("t.sort_at")
+	freshDates := dates("e.sort_at")
+	return s.rankKeyword(ctx, `
+WITH listed AS (
+    SELECT t.email_id AS id, t.score, t.sort_at FROM search_term_top t
+    WHERE t.lexeme = $4`+listDates+` AND EXISTS (SELECT 1 FROM emails e WHERE e.id = t.email_id)
+    ORDER BY t.score DESC, t.sort_at DESC, t.email_id
+    LIMIT $3
+), fresh AS (
+    SELECT e.id, ts_rank_cd(e.search_tsv, websearch_to_tsquery($1::regconfig, $2), 1) AS score, e.sort_at
+    FROM emails e
+    WHERE e.ingested_at >= $5 AND e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+freshDates+`
+)
+SELECT id, score, false AS phrase FROM (SELECT * FROM listed UNION SELECT * FROM fresh) u
+ORDER BY score DESC, sort_at DESC, id
+LIMIT $3`, args)
 }

@@ -203,6 +203,14 @@ func TestTermListsAreNotUsedWhenTheyCannotVouchForTheAnswer(t *testing.T) {
 			}
 		})
 	}
+	// Only stop words: nothing to rank at all (not a scan of every mail).
+	q0, _ := Normalize(Query{Text: "the and of", After: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if plan, _, err := s.planTerms(ctx, q0); err != nil || !plan.empty {
+		t.Fatalf("stop words: plan %+v %v, want empty", plan, err)
+	}
+	if got, err := s.keyword(ctx, q0); err != nil || len(got) != 0 {
+		t.Fatalf("stop words: keyword() = %v, %v", got, err)
+	}
 	// A date range the list barely covers falls back to ranking every match.
 	q, _ := Normalize(Query{Text: "harbour", After: time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)})
 	plan, ok, err := s.planTerms(ctx, q)
@@ -243,5 +251,25 @@ func TestRefreshTermListsIfStaleWaitsForEnoughNewMail(t *testing.T) {
 	termCorpus2("c", 1000)
 	if done, _, err := s.RefreshTermListsIfStale(ctx); err != nil || !done {
 		t.Fatalf("1010 new mails: refreshed=%v %v, want a refresh", done, err)
+	}
+}
+
+func TestTermListsTakeLexemesWithQuotesAndBackslashes(t *testing.T) {
+	pool := testPool(t)
+	ctx := context.Background()
+	// The default parser keeps quotes in URL paths: "/x?y='z'" is one lexeme.
+	if _, err := pool.Exec(ctx, `INSERT INTO emails (id, message_id, content_hash, subject, from_addr, sort_at, body_text)
+		SELECT 'q' || i, 'q' || i, 'q' || i, 'link ' || i, 'a@b.test', now(), $1 || ' ' || i FROM generate_series(1, 120) i`,
+		`see http://a.example/x?y='z' and http://b.example/p\q?r=''s''`); err != nil {
+		t.Fatal(err)
+	}
+	s := New(pool, nil, Config{CommonTermDocs: 100, CommonTermTop: 50})
+	st, err := s.RefreshTermLists(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var quoted int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM search_term_top WHERE lexeme LIKE '%''%'`).Scan(&quoted); err != nil || quoted == 0 {
+		t.Fatalf("refresh %+v: %d list entries for lexemes with quotes (%v)", st, quoted, err)
 	}
 }

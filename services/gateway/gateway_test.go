@@ -584,7 +584,7 @@ func TestSearchTermListsAreComputedOnceThereIsEnoughMail(t *testing.T) {
 	}
 	testkit.Run(t, s)
 	ctx := context.Background()
-	// 5,000 mails (the default CommonTermDocs) all mention the ferry.
+	// 5,000 mails, more than the default CommonTermDocs (2,000), all mention the ferry.
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO emails (id, message_id, content_hash, subject, from_addr, sort_at, body_text)
 		SELECT 'm' || i, 'm' || i, 'm' || i, 'Ferry ' || i, 'port@city.test', now() - i * interval '1 hour', 'The ferry leaves at ' || i
 		FROM generate_series(1, 5000) i`); err != nil {

@@ -15,14 +15,18 @@ CREATE TABLE search_common_terms (
 );
 
 -- The top Config.CommonTermTop mails per common term by ts_rank_cd for that
--- term alone. No foreign key: a deleted mail is dropped by the join at query
--- time and by the next refresh.
+-- term alone, with that score and the mail's date: mail is never rewritten,
+-- so a one-word query is answered from here without reading the mails. No
+-- foreign key: a deleted mail is skipped at query time and dropped by the
+-- next refresh.
 CREATE TABLE search_term_top (
     lexeme   text NOT NULL,
     email_id text NOT NULL,
     score    real NOT NULL,
-    PRIMARY KEY (lexeme, email_id)
+    sort_at  timestamptz NOT NULL
 );
+-- In keyword search's order, so a query reads the first n entries only.
+CREATE UNIQUE INDEX search_term_top_rank_idx ON search_term_top (lexeme, score DESC, sort_at DESC, email_id);
 
 -- One row: when the lists were computed, and from when on mail is not in
 -- them yet (the refresh's start less a margin for transactions in flight).
