@@ -45,9 +45,10 @@ type TermListStats struct {
 
 // RefreshTermLists recomputes the common terms and their lists in one
 // transaction; searches keep using the previous lists until it commits. It
-// reads every mail's tsvector (about 10 s of Postgres time at 100k mails on
-// two cores), so callers run it in the background, as RefreshTermListsIfStale
-// does. Safe to call from several processes: all but one skip.
+// ranks every common term's matches (about 20 s of Postgres time at 100k
+// mails on two cores), so callers run it in the background, as
+// RefreshTermListsIfStale does. Safe to call from several processes: all
+// but one skip.
 func (s *Searcher) RefreshTermLists(ctx context.Context) (TermListStats, error) {
 	start := time.Now()
 	var st TermListStats

@@ -233,22 +233,22 @@ func TestRefreshTermListsIfStaleWaitsForEnoughNewMail(t *testing.T) {
 	if done, _, err := s.RefreshTermListsIfStale(ctx); err != nil || done {
 		t.Fatalf("50 mails: refreshed=%v %v, want no lists below CommonTermDocs mails", done, err)
 	}
-	termCorpus2 := func(prefix string, n int) {
+	insertFerryMails := func(prefix string, n int) {
 		if _, err := pool.Exec(ctx, `INSERT INTO emails (id, message_id, content_hash, subject, from_addr, sort_at, body_text)
 			SELECT $1 || i, $1 || i, $1 || i, 'ferry', 'a@b.test', now(), 'ferry harbour' FROM generate_series(1, $2) i`, prefix, n); err != nil {
 			t.Fatal(err)
 		}
 	}
-	termCorpus2("a", 100)
+	insertFerryMails("a", 100)
 	done, st, err := s.RefreshTermListsIfStale(ctx)
 	if err != nil || !done || st.Terms == 0 {
 		t.Fatalf("150 mails: refreshed=%v %+v %v, want lists", done, st, err)
 	}
-	termCorpus2("b", 10)
+	insertFerryMails("b", 10)
 	if done, _, err := s.RefreshTermListsIfStale(ctx); err != nil || done {
 		t.Fatalf("10 new mails: refreshed=%v %v, want to wait for more", done, err)
 	}
-	termCorpus2("c", 1000)
+	insertFerryMails("c", 1000)
 	if done, _, err := s.RefreshTermListsIfStale(ctx); err != nil || !done {
 		t.Fatalf("1010 new mails: refreshed=%v %v, want a refresh", done, err)
 	}

@@ -34,7 +34,7 @@ func openBenchDB(ctx context.Context, url string) (*pgxpool.Pool, func(), error)
 		}
 		// The settings the native stack runs with (pgserver.Tuned): on a
 		// machine with ≥ 4 GB a 1 GB buffer cache holds the HNSW index
-		// (≈370 MB at 100k emails) and the hot heap.
+		// (≈210 MB at 100k emails, half precision) and the hot heap.
 		srv, err := pgserver.Start(ctx, pgserver.Options{Dir: dir, Port: 5499})
 		if err != nil {
 			return nil, nil, fmt.Errorf("bench postgres: %w", err)
