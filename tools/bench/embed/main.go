@@ -184,36 +184,51 @@ func runEmbed(graph string, dur time.Duration, threads int) error {
 				encs[i] = tok.Encode(texts[i])
 			}
 			padded := embed.PadBatch(encs, tok.PadID())
-			// Interleave short rounds of both paths so load from other
-			// processes on the machine hits them alike.
-			var rawN, svcN float64
-			var rawT, svcT time.Duration
-			const rounds = 5
-			for r := 0; r < rounds; r++ {
-				n, t := measure(dur/rounds, batch, func() error { _, err := raw.Hidden(padded); return err })
-				rawN, rawT = rawN+n, rawT+t
-				n, t, err = measureService(dur/rounds, svc, texts, batch)
-				if err != nil {
-					return err
-				}
-				svcN, svcT = svcN+n, svcT+t
+			// Interleave short rounds of the paths, alternating which goes
+			// first, so load from other processes and whatever the previous
+			// round leaves behind hit them alike.
+			paths := []func(time.Duration) (float64, time.Duration, error){
+				func(d time.Duration) (float64, time.Duration, error) {
+					n, t := measure(d, batch, func() error { _, err := raw.Hidden(padded); return err })
+					return n, t, nil
+				},
+				func(d time.Duration) (float64, time.Duration, error) { return measureService(d, svc, texts, batch) },
 			}
-			rawRate, svcRate := rawN/rawT.Seconds(), svcN/svcT.Seconds()
-			name := fmt.Sprintf("b%d_t%d", batch, toks)
-			fmt.Printf("BENCH embed_raw_%s %.1f emb/s\n", name, rawRate)
-			fmt.Printf("BENCH embed_svc_%s %.1f emb/s\n", name, svcRate)
-			fmt.Printf("BENCH embed_svc_ratio_%s %.3f ratio\n", name, svcRate/rawRate)
 			if batch == 1 {
 				// Control: bare ORT with the service's own per-call work
-				// (tokenize, pad, pool) between runs and no batcher. With
-				// small inputs, any pause between runs lets ORT's spinning
-				// intra-op worker go idle, which costs more than the work.
-				n, t := measure(dur/rounds, 1, func() error {
-					e := tok.Encode(texts[0])
-					_, err := raw.Embed(embed.PadBatch([]embed.Encoding{e}, tok.PadID()))
-					return err
+				// (tokenize, pad, pool) between runs and no batcher.
+				paths = append(paths, func(d time.Duration) (float64, time.Duration, error) {
+					n, t := measure(d, 1, func() error {
+						e := tok.Encode(texts[0])
+						_, err := raw.Embed(embed.PadBatch([]embed.Encoding{e}, tok.PadID()))
+						return err
+					})
+					return n, t, nil
 				})
-				fmt.Printf("BENCH embed_raw_with_work_%s %.1f emb/s\n", name, n/t.Seconds())
+			}
+			ns := make([]float64, len(paths))
+			ts := make([]time.Duration, len(paths))
+			const rounds = 10
+			for r := 0; r < rounds; r++ {
+				for k := range paths {
+					i := k
+					if r%2 == 1 {
+						i = len(paths) - 1 - k
+					}
+					n, t, err := paths[i](dur / rounds)
+					if err != nil {
+						return err
+					}
+					ns[i], ts[i] = ns[i]+n, ts[i]+t
+				}
+			}
+			rate := func(i int) float64 { return ns[i] / ts[i].Seconds() }
+			name := fmt.Sprintf("b%d_t%d", batch, toks)
+			fmt.Printf("BENCH embed_raw_%s %.1f emb/s\n", name, rate(0))
+			fmt.Printf("BENCH embed_svc_%s %.1f emb/s\n", name, rate(1))
+			fmt.Printf("BENCH embed_svc_ratio_%s %.3f ratio\n", name, rate(1)/rate(0))
+			if batch == 1 {
+				fmt.Printf("BENCH embed_raw_with_work_%s %.1f emb/s\n", name, rate(2))
 			}
 		}
 		_ = svc.Close()
