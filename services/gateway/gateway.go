@@ -144,18 +144,31 @@ func (s *Server) refreshTermLists(ctx context.Context) {
 	}
 	t := time.NewTicker(s.cfg.SearchTerms)
 	defer t.Stop()
+	// After a failure, skip twice as many ticks each time (up to a day), so
+	// a refresh that keeps failing does not load Postgres every minute.
+	skip, backoff := 0, 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		if skip > 0 {
+			skip--
+			continue
+		}
 		done, st, err := s.search.RefreshTermListsIfStale(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
-			s.log.WarnContext(ctx, "search term lists", "err", err)
+			backoff = min(max(1, 2*backoff), int(24*time.Hour/s.cfg.SearchTerms))
+			skip = backoff
+			s.log.WarnContext(ctx, "search term lists: refresh failed; searches keep the previous lists",
+				"err", err, "retry_in", time.Duration(backoff+1)*s.cfg.SearchTerms)
 		case done:
+			backoff = 0
 			s.log.InfoContext(ctx, "search term lists refreshed", "mails", st.Mails, "terms", st.Terms, "took", st.Took.Round(time.Millisecond))
+		default:
+			backoff = 0
 		}
 	}
 }
