@@ -354,24 +354,32 @@ func likeEscape(s string) string {
 // the common-term lists instead (terms.go) when they can vouch for the answer.
 func (s *Searcher) keyword(ctx context.Context, q Query) ([]ranked, error) {
 	n := max(s.cfg.Candidates, q.Limit)
-	plan, ok, err := s.planTerms(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	if plan.empty {
-		return nil, nil
-	}
-	if ok {
-		out, err := s.keywordFromLists(ctx, q, plan, n)
-		if !errors.Is(err, errIncomplete) {
-			return out, err
+	var out []ranked
+	// The plan and the lists it relies on are read in one snapshot, so a
+	// refresh committing in between cannot pair one list's bound with
+	// another list's entries.
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		plan, ok, err := s.planTerms(ctx, tx, q)
+		if err != nil || plan.empty {
+			return err
 		}
-	}
-	args := []any{s.cfg.TextConfig, q.Text, n}
-	return s.rankKeyword(ctx, `
+		if ok {
+			out, err = s.keywordFromLists(ctx, tx, q, plan, n)
+			if !errors.Is(err, errIncomplete) {
+				return err
+			}
+		}
+		args := []any{s.cfg.TextConfig, q.Text, n}
+		out, err = rankKeyword(ctx, tx, `
 SELECT `+keywordColumns+`
 FROM emails e
 WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+filterSQL(q, &args)+keywordOrder, args)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // keywordColumns and keywordOrder are the keyword leg's ranking over emails
@@ -384,8 +392,15 @@ ORDER BY phrase DESC, score DESC, e.sort_at DESC, e.id
 LIMIT $3`
 )
 
-func (s *Searcher) rankKeyword(ctx context.Context, sql string, args []any) ([]ranked, error) {
-	rows, err := s.pool.Query(ctx, sql, args...)
+// querier runs queries: a pool or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// rankKeyword runs a keyword ranking query returning id, score, phrase.
+func rankKeyword(ctx context.Context, db querier, sql string, args []any) ([]ranked, error) {
+	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("keyword search: %w", err)
 	}

@@ -168,7 +168,7 @@ type termPlan struct {
 // instead of every match: q is a plain conjunction of words (no "or", no
 // -word, no quotes), every word is a common term, and, for several words,
 // they probably share more than CommonTermDocs mails.
-func (s *Searcher) planTerms(ctx context.Context, q Query) (termPlan, bool, error) {
+func (s *Searcher) planTerms(ctx context.Context, db querier, q Query) (termPlan, bool, error) {
 	var (
 		tsq      string
 		lexemes  []string
@@ -178,7 +178,7 @@ func (s *Searcher) planTerms(ctx context.Context, q Query) (termPlan, bool, erro
 		mails    *int64
 		coversTo *time.Time
 	)
-	err := s.pool.QueryRow(ctx, `
+	err := db.QueryRow(ctx, `
 WITH lx AS (SELECT DISTINCT u.lexeme FROM unnest(to_tsvector($1::regconfig, $2)) u),
 t AS (SELECT lx.lexeme, c.ndoc, c.listed, c.min_score FROM lx LEFT JOIN search_common_terms c USING (lexeme))
 SELECT websearch_to_tsquery($1::regconfig, $2)::text,
@@ -225,16 +225,16 @@ var errIncomplete = errors.New("term lists incomplete for this query")
 
 // keywordFromLists ranks the plan's lists plus newer mail. It returns
 // errIncomplete when the answer might differ from ranking every match.
-func (s *Searcher) keywordFromLists(ctx context.Context, q Query, plan termPlan, n int) ([]ranked, error) {
+func (s *Searcher) keywordFromLists(ctx context.Context, db querier, q Query, plan termPlan, n int) ([]ranked, error) {
 	var (
 		out []ranked
 		err error
 	)
 	if plan.exact && q.Category == "" {
-		out, err = s.keywordFromStoredScores(ctx, q, plan, n)
+		out, err = s.keywordFromStoredScores(ctx, db, q, plan, n)
 	} else {
 		args := []any{s.cfg.TextConfig, q.Text, n, plan.lexemes, plan.coversTo}
-		out, err = s.rankKeyword(ctx, `
+		out, err = rankKeyword(ctx, db, `
 WITH cand AS (
     SELECT email_id AS id FROM search_term_top WHERE lexeme = ANY($4)
     UNION
@@ -257,7 +257,7 @@ WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+filterSQL(q, &arg
 // scores and dates (the same ts_rank_cd of the same immutable tsvector),
 // reading only the first n entries that still exist, plus newer mail
 // ranked in full: no mail row is read for the listed part.
-func (s *Searcher) keywordFromStoredScores(ctx context.Context, q Query, plan termPlan, n int) ([]ranked, error) {
+func (s *Searcher) keywordFromStoredScores(ctx context.Context, db querier, q Query, plan termPlan, n int) ([]ranked, error) {
 	args := []any{s.cfg.TextConfig, q.Text, n, plan.lexemes[0], plan.coversTo}
 	dates := func(col string) string {
 		var c string
@@ -273,7 +273,7 @@ func (s *Searcher) keywordFromStoredScores(ctx context.Context, q Query, plan te
 	}
 	listDates := dates("t.sort_at")
 	freshDates := dates("e.sort_at")
-	return s.rankKeyword(ctx, `
+	return rankKeyword(ctx, db, `
 WITH listed AS (
     SELECT t.email_id AS id, t.score, t.sort_at FROM search_term_top t
     WHERE t.lexeme = $4`+listDates+` AND EXISTS (SELECT 1 FROM emails e WHERE e.id = t.email_id)

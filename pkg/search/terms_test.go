@@ -89,11 +89,11 @@ func TestTermListsAnswerOneWordQueriesExactlyAsRankingEveryMatch(t *testing.T) {
 	for i, q := range queries {
 		t.Run(fmt.Sprintf("%s after=%v", q.Text, !q.After.IsZero()), func(t *testing.T) {
 			q, _ = Normalize(q)
-			plan, ok, err := s.planTerms(ctx, q)
+			plan, ok, err := s.planTerms(ctx, pool, q)
 			if err != nil || !ok || !plan.exact {
 				t.Fatalf("plan = %+v %v %v, want the term's list, exact", plan, ok, err)
 			}
-			got, err := s.keywordFromLists(ctx, q, plan, 20)
+			got, err := s.keywordFromLists(ctx, pool, q, plan, 20)
 			if err != nil {
 				t.Fatalf("from lists: %v", err)
 			}
@@ -126,7 +126,7 @@ func TestTermListsFindMailThatArrivedAfterTheRefreshAndDropDeletedMail(t *testin
 	}
 	insertMails(t, pool, []mail{{id: "new-ferry", subject: "Ferry ferry ferry", body: "The ferry, the ferry: ferry news.", at: time.Date(2017, 5, 1, 0, 0, 0, 0, time.UTC)}})
 	q, _ := Normalize(Query{Text: "ferry", Mode: Keyword, Limit: 3})
-	if _, ok, _ := s.planTerms(ctx, q); !ok {
+	if _, ok, _ := s.planTerms(ctx, pool, q); !ok {
 		t.Fatal("ferry should be answered from its list")
 	}
 	res, err = s.Search(ctx, q)
@@ -153,11 +153,11 @@ func TestTermListsRankSeveralCommonWordsTogether(t *testing.T) {
 	if _, err := s.RefreshTermLists(ctx); err != nil {
 		t.Fatal(err)
 	}
-	plan, ok, err := s.planTerms(ctx, q)
+	plan, ok, err := s.planTerms(ctx, pool, q)
 	if err != nil || !ok || plan.exact {
 		t.Fatalf("plan = %+v %v %v, want both lists, not exact", plan, ok, err)
 	}
-	got, err := s.keywordFromLists(ctx, q, plan, 20)
+	got, err := s.keywordFromLists(ctx, pool, q, plan, 20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,14 +198,14 @@ func TestTermListsAreNotUsedWhenTheyCannotVouchForTheAnswer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			q, _ := Normalize(tc.q)
-			if plan, ok, err := s.planTerms(ctx, q); err != nil || ok {
+			if plan, ok, err := s.planTerms(ctx, pool, q); err != nil || ok {
 				t.Fatalf("plan = %+v %v %v, want every match ranked", plan, ok, err)
 			}
 		})
 	}
 	// Only stop words: nothing to rank at all (not a scan of every mail).
 	q0, _ := Normalize(Query{Text: "the and of", After: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)})
-	if plan, _, err := s.planTerms(ctx, q0); err != nil || !plan.empty {
+	if plan, _, err := s.planTerms(ctx, pool, q0); err != nil || !plan.empty {
 		t.Fatalf("stop words: plan %+v %v, want empty", plan, err)
 	}
 	if got, err := s.keyword(ctx, q0); err != nil || len(got) != 0 {
@@ -213,11 +213,11 @@ func TestTermListsAreNotUsedWhenTheyCannotVouchForTheAnswer(t *testing.T) {
 	}
 	// A date range the list barely covers falls back to ranking every match.
 	q, _ := Normalize(Query{Text: "harbour", After: time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)})
-	plan, ok, err := s.planTerms(ctx, q)
+	plan, ok, err := s.planTerms(ctx, pool, q)
 	if err != nil || !ok {
 		t.Fatalf("plan %v %v", ok, err)
 	}
-	if _, err := s.keywordFromLists(ctx, q, plan, 20); !errors.Is(err, errIncomplete) {
+	if _, err := s.keywordFromLists(ctx, pool, q, plan, 20); !errors.Is(err, errIncomplete) {
 		t.Fatalf("narrow range from lists: %v, want errIncomplete", err)
 	}
 	if got, err := s.keyword(ctx, q); err != nil || len(got) == 0 {
