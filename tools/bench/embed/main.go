@@ -18,6 +18,9 @@
 //     must still map the shared buffers it touches (costly on VMs);
 //   - search_term_lists_refresh: time to compute the common-term lists.
 //
+// Sessions run as the embedder service's do by default: ORT's intra-op
+// threads do not spin (OWNYOU_EMBED_SPIN=false); BENCH_SPIN=1 lets them.
+//
 // Needs OWNYOU_ORT_LIB (or the model cache) and the tokenizer vocab from
 // OWNYOU_SHARED_DIR (or the cache's all-MiniLM-L6-v2/vocab.txt).
 package main
@@ -359,7 +362,9 @@ func benchOpts() map[string]string {
 	if os.Getenv("BENCH_NOPREPACK") != "" {
 		o["session.disable_prepacking"] = "1"
 	}
-	if os.Getenv("BENCH_NOSPIN") != "" {
+	// As the embedder service runs by default (OWNYOU_EMBED_SPIN=false);
+	// BENCH_SPIN=1 measures with ORT's threads spinning.
+	if os.Getenv("BENCH_SPIN") == "" {
 		o["session.intra_op.allow_spinning"] = "0"
 	}
 	return o
