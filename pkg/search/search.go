@@ -326,11 +326,8 @@ func filterSQL(q Query, args *[]any) string {
 		// Served by the trigram index emails_from_trgm_idx (migration 00200).
 		add(`(e.from_addr || ' ' || e.from_name) ILIKE $?`, "%"+likeEscape(q.From)+"%")
 	}
-	if !q.After.IsZero() {
-		add(`e.sort_at >= $?`, q.After)
-	}
-	if !q.Before.IsZero() {
-		add(`e.sort_at < $?`, q.Before)
+	if c := dateSQL("e.sort_at", q, args); c != "" {
+		conds = append(conds, c)
 	}
 	if q.Category != "" {
 		add(`EXISTS (SELECT 1 FROM classifications c WHERE c.email_id = e.id AND c.category_id = $?)`, q.Category)
@@ -339,6 +336,21 @@ func filterSQL(q Query, args *[]any) string {
 		return ""
 	}
 	return " AND " + strings.Join(conds, " AND ")
+}
+
+// dateSQL is q's date range as conditions on col (After ≤ col < Before),
+// or "" when q has none; the bounds are appended to args.
+func dateSQL(col string, q Query, args *[]any) string {
+	var conds []string
+	if !q.After.IsZero() {
+		*args = append(*args, q.After)
+		conds = append(conds, fmt.Sprintf("%s >= $%d", col, len(*args)))
+	}
+	if !q.Before.IsZero() {
+		*args = append(*args, q.Before)
+		conds = append(conds, fmt.Sprintf("%s < $%d", col, len(*args)))
+	}
+	return strings.Join(conds, " AND ")
 }
 
 func likeEscape(s string) string {

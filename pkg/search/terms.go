@@ -78,8 +78,9 @@ SELECT word, ndoc, 0, 0 FROM ts_stat('SELECT search_tsv FROM emails') WHERE ndoc
 		}
 		// Per term, its matches through the GIN index, in keyword search's
 		// order (score, then newest, then id), top-N sorted: no sort of
-		// every (term, mail) pair. The lexeme is quoted as tsquery input
-		// (quotes and backslashes doubled): URL lexemes can hold both.
+		// every (term, mail) pair. The lexeme is quoted as tsquery input,
+		// quotes doubled (URL-path lexemes hold them) and backslashes too
+		// (the default parser never keeps one, another configuration might).
 		if _, err := tx.Exec(ctx, `
 INSERT INTO search_term_top (lexeme, email_id, score, sort_at)
 SELECT c.lexeme, t.id, t.score, t.sort_at FROM search_common_terms c
@@ -259,20 +260,13 @@ WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+filterSQL(q, &arg
 // ranked in full: no mail row is read for the listed part.
 func (s *Searcher) keywordFromStoredScores(ctx context.Context, db querier, q Query, plan termPlan, n int) ([]ranked, error) {
 	args := []any{s.cfg.TextConfig, q.Text, n, plan.lexemes[0], plan.coversTo}
-	dates := func(col string) string {
-		var c string
-		if !q.After.IsZero() {
-			args = append(args, q.After)
-			c += fmt.Sprintf(" AND %s >= $%d", col, len(args))
-		}
-		if !q.Before.IsZero() {
-			args = append(args, q.Before)
-			c += fmt.Sprintf(" AND %s < $%d", col, len(args))
-		}
-		return c
+	// The listed part filters on the stored date; the fresh part has only
+	// date filters too (this path is taken without sender or category).
+	listDates := ""
+	if c := dateSQL("t.sort_at", q, &args); c != "" {
+		listDates = " AND " + c
 	}
-	listDates := dates("t.sort_at")
-	freshDates := dates("e.sort_at")
+	freshFilters := filterSQL(q, &args)
 	return rankKeyword(ctx, db, `
 WITH listed AS (
     SELECT t.email_id AS id, t.score, t.sort_at FROM search_term_top t
@@ -282,7 +276,7 @@ WITH listed AS (
 ), fresh AS (
     SELECT e.id, ts_rank_cd(e.search_tsv, websearch_to_tsquery($1::regconfig, $2), 1) AS score, e.sort_at
     FROM emails e
-    WHERE e.ingested_at >= $5 AND e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+freshDates+`
+    WHERE e.ingested_at >= $5 AND e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+freshFilters+`
 )
 SELECT id, score, false AS phrase FROM (SELECT * FROM listed UNION SELECT * FROM fresh) u
 ORDER BY score DESC, sort_at DESC, id

@@ -53,6 +53,19 @@ SELECT id, id, id, s, 'someone@mail.test', at, b FROM unnest($1::text[], $2::tex
 	return vocab
 }
 
+// refreshedCorpus is a fresh database holding termCorpus(n) and a Searcher
+// whose common-term lists, computed under cfg, cover it.
+func refreshedCorpus(t *testing.T, n int, cfg Config) (*pgxpool.Pool, *Searcher) {
+	t.Helper()
+	pool := testPool(t)
+	termCorpus(t, pool, n)
+	s := New(pool, nil, cfg)
+	if _, err := s.RefreshTermLists(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return pool, s
+}
+
 func hitIDs(rs []ranked) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
@@ -109,13 +122,8 @@ func TestTermListsAnswerOneWordQueriesExactlyAsRankingEveryMatch(t *testing.T) {
 }
 
 func TestTermListsFindMailThatArrivedAfterTheRefreshAndDropDeletedMail(t *testing.T) {
-	pool := testPool(t)
 	ctx := context.Background()
-	termCorpus(t, pool, 600)
-	s := New(pool, nil, Config{Candidates: 10, CommonTermDocs: 100, CommonTermTop: 40})
-	if _, err := s.RefreshTermLists(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pool, s := refreshedCorpus(t, 600, Config{Candidates: 10, CommonTermDocs: 100, CommonTermTop: 40})
 	res, err := s.Search(ctx, Query{Text: "ferry", Mode: Keyword, Limit: 3})
 	if err != nil || len(res.Hits) == 0 {
 		t.Fatalf("%v %v", res.Hits, err)
@@ -177,13 +185,8 @@ func TestTermListsRankSeveralCommonWordsTogether(t *testing.T) {
 }
 
 func TestTermListsAreNotUsedWhenTheyCannotVouchForTheAnswer(t *testing.T) {
-	pool := testPool(t)
 	ctx := context.Background()
-	termCorpus(t, pool, 600)
-	s := New(pool, nil, Config{Candidates: 20, CommonTermDocs: 100, CommonTermTop: 40})
-	if _, err := s.RefreshTermLists(ctx); err != nil {
-		t.Fatal(err)
-	}
+	pool, s := refreshedCorpus(t, 600, Config{Candidates: 20, CommonTermDocs: 100, CommonTermTop: 40})
 	tests := []struct {
 		name string
 		q    Query
@@ -254,7 +257,7 @@ func TestRefreshTermListsIfStaleWaitsForEnoughNewMail(t *testing.T) {
 	}
 }
 
-func TestTermListsTakeLexemesWithQuotesAndBackslashes(t *testing.T) {
+func TestTermListsTakeLexemesWithQuotes(t *testing.T) {
 	pool := testPool(t)
 	ctx := context.Background()
 	// The default parser keeps quotes in URL paths: "/x?y='z'" is one lexeme.
