@@ -139,7 +139,7 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 	emb, err := embed.New(embed.Config{
 		ModelPath: model, ModelName: name, VocabPath: vocab, MaxLen: cfg.MaxTokens,
 		Chunk:   embed.ChunkConfig{Overlap: cfg.Overlap, MaxChunks: cfg.MaxChunks},
-		Session: embed.SessionConfig{Library: lib, IntraOpThreads: cfg.Threads, InterOpThreads: cfg.InterThreads, Options: spinOptions(cfg.Spin)},
+		Session: embed.SessionConfig{Library: lib, IntraOpThreads: cfg.Threads, InterOpThreads: cfg.InterThreads, NoSpin: !cfg.Spin},
 		Batch:   embed.BatchConfig{MaxBatch: cfg.MaxBatch, MaxWait: cfg.BatchWait, Queue: cfg.Queue},
 		Log:     log,
 	})
@@ -160,14 +160,6 @@ func New(cfg Config, d app.Deps) (*Service, error) {
 		}
 	}
 	return s, nil
-}
-
-// spinOptions are the ORT session entries for OWNYOU_EMBED_SPIN.
-func spinOptions(spin bool) map[string]string {
-	if spin {
-		return nil
-	}
-	return map[string]string{"session.intra_op.allow_spinning": "0"}
 }
 
 // Builder is the app.Builder of the embedder service. With WaitForModel, a

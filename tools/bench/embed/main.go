@@ -70,7 +70,7 @@ func newEmbedder(graph string, threads, maxBatch int) (*embed.ONNX, error) {
 	}
 	return embed.New(embed.Config{
 		ModelPath: graph, ModelName: "bench-minilm", VocabPath: vocab, MaxLen: 128,
-		Session: embed.SessionConfig{Library: ortLib(), IntraOpThreads: threads, InterOpThreads: 1, NoArena: os.Getenv("BENCH_NOARENA") != "", MemPattern: os.Getenv("BENCH_MEMPATTERN") != "", Options: benchOpts()},
+		Session: benchSession(threads),
 		Batch:   embed.BatchConfig{MaxBatch: maxBatch, MaxWait: 2 * time.Millisecond},
 	})
 }
@@ -166,7 +166,7 @@ func vocabWords() ([]string, error) {
 }
 
 func runEmbed(graph string, dur time.Duration, threads int) error {
-	raw, err := embed.NewSession(embed.SessionConfig{Library: ortLib(), IntraOpThreads: threads, InterOpThreads: 1, Options: benchOpts()}, mustRead(graph))
+	raw, err := embed.NewSession(benchSession(threads), mustRead(graph))
 	if err != nil {
 		return err
 	}
@@ -357,15 +357,15 @@ func procStatus() (rss, hwm float64, err error) {
 	return rss, hwm, sc.Err()
 }
 
-func benchOpts() map[string]string {
-	o := map[string]string{}
+// benchSession is the session configuration of both the raw and the
+// service path: the embedder service's defaults (ORT threads do not spin,
+// OWNYOU_EMBED_SPIN=false), changed by BENCH_SPIN, BENCH_NOARENA,
+// BENCH_MEMPATTERN and BENCH_NOPREPACK for experiments.
+func benchSession(threads int) embed.SessionConfig {
+	cfg := embed.SessionConfig{Library: ortLib(), IntraOpThreads: threads, InterOpThreads: 1,
+		NoSpin: os.Getenv("BENCH_SPIN") == "", NoArena: os.Getenv("BENCH_NOARENA") != "", MemPattern: os.Getenv("BENCH_MEMPATTERN") != ""}
 	if os.Getenv("BENCH_NOPREPACK") != "" {
-		o["session.disable_prepacking"] = "1"
+		cfg.Options = map[string]string{"session.disable_prepacking": "1"}
 	}
-	// As the embedder service runs by default (OWNYOU_EMBED_SPIN=false);
-	// BENCH_SPIN=1 measures with ORT's threads spinning.
-	if os.Getenv("BENCH_SPIN") == "" {
-		o["session.intra_op.allow_spinning"] = "0"
-	}
-	return o
+	return cfg
 }
