@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -232,7 +233,7 @@ func TestChunkSpansMatchWholeTextTokens(t *testing.T) {
 		}
 		got = append(got, p...)
 	}
-	if !equalInts(got, want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("span pieces %v\nwant %v", got, want)
 	}
 	runes := []rune(text)

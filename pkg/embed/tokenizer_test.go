@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -50,7 +51,7 @@ func TestEncodeMatchesReferenceTokenizer(t *testing.T) {
 	tok := loadTokenizer(t, 1<<20)
 	for _, c := range cases {
 		enc := tok.Encode(c.Text)
-		if !equalInts(enc.IDs, c.IDs) {
+		if !slices.Equal(enc.IDs, c.IDs) {
 			t.Errorf("Encode(%q):\n got %v %v\nwant %v %v", c.Text, enc.IDs, tok.Tokens(c.Text), c.IDs, c.Tokens)
 		}
 		for i := range enc.IDs {
@@ -103,18 +104,6 @@ func TestReadVocabRejectsVocabWithoutSpecials(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "[PAD]") {
 		t.Fatalf("err = %v, want missing [PAD]", err)
 	}
-}
-
-func equalInts(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestNormalizeASCIIFastPathMatchesTheUnicodePath(t *testing.T) {

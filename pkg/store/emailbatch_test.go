@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestInsertEmailsStoresAChunkWithOriginsAndReportsWhatNeedsPublishing(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := []bool{true, true, false}; !equalBools(needs, want) {
+	if want := []bool{true, true, false}; !slices.Equal(needs, want) {
 		t.Fatalf("needsPublish = %v, want %v (b once)", needs, want)
 	}
 	var emails, origins int
@@ -35,14 +36,14 @@ func TestInsertEmailsStoresAChunkWithOriginsAndReportsWhatNeedsPublishing(t *tes
 	}
 	// Stored but never marked published: a rerun still needs the events.
 	needs, err = db.InsertEmails(ctx, []store.EmailWrite{w(a, "f#1"), w(b, "f#0")})
-	if err != nil || !equalBools(needs, []bool{true, true}) {
+	if err != nil || !slices.Equal(needs, []bool{true, true}) {
 		t.Fatalf("rerun before publish: %v %v, want both", needs, err)
 	}
 	if err := db.MarkPublishedMany(ctx, []string{store.EmailID(a.MessageID, a.ContentHash)}); err != nil {
 		t.Fatal(err)
 	}
 	needs, err = db.InsertEmails(ctx, []store.EmailWrite{w(a, "f#1"), w(b, "f#0")})
-	if err != nil || !equalBools(needs, []bool{false, true}) {
+	if err != nil || !slices.Equal(needs, []bool{false, true}) {
 		t.Fatalf("rerun after a was published: %v %v, want only b", needs, err)
 	}
 	raw, err := db.RawEmail(ctx, store.EmailID(a.MessageID, a.ContentHash))
@@ -75,18 +76,6 @@ func TestInsertEmailsStoresNothingWhenOneRowFails(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d emails stored by a failed chunk, want 0", n)
 	}
-}
-
-func equalBools(a, b []bool) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestInsertEmailsKeepsListValuesExactly(t *testing.T) {
