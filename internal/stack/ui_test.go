@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,8 +100,13 @@ func TestBrowserUI(t *testing.T) {
 	defer cancelA()
 	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
 	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 4*time.Minute)
+	ctx, cancelT := context.WithTimeout(ctx, 8*time.Minute)
 	defer cancelT()
+	// Start the browser on the test's context: the first Run ties the
+	// browser's life to the context it is given, and steps run on shorter ones.
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
 
 	shot := func(name string) chromedp.Action {
 		return chromedp.ActionFunc(func(ctx context.Context) error {
@@ -111,9 +117,13 @@ func TestBrowserUI(t *testing.T) {
 			return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
 		})
 	}
+	// Each step has its own deadline, so a step that hangs is named as the
+	// one that failed, with the page it was on and a screenshot of it.
 	step := func(name string, actions ...chromedp.Action) {
 		t.Helper()
-		if err := chromedp.Run(ctx, actions...); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		if err := chromedp.Run(sctx, actions...); err != nil {
 			var loc string
 			_ = chromedp.Run(ctx, chromedp.Location(&loc), shot("failed-"+name))
 			t.Fatalf("%s (at %s): %v", name, loc, err)
@@ -244,6 +254,14 @@ func TestBrowserUI(t *testing.T) {
 			t.Errorf("the trip's evidence %q does not list %q", evidence, subject)
 		}
 	}
+	// A change made elsewhere (here: the table rated through the API, as from
+	// a phone) reaches the feed live, and the evidence the user opened stays
+	// open: the card they are reading is not redrawn under them.
+	rate(t, baseURL, table, "like")
+	step("a live update keeps the open evidence",
+		waitJS(`!!document.querySelector('`+cardSel(table)+` .hearts button[data-rating=like].on')`),
+		chromedp.WaitVisible(cardSel(trip)+" .evidence a.evidence-link"),
+	)
 	step("open the evidence email",
 		chromedp.Click(cardSel(trip)+" .evidence a.evidence-link"),
 		chromedp.WaitVisible("#mail-frame"),
@@ -364,6 +382,21 @@ type missionJSON struct {
 		Kind   string `json:"kind"`
 		Rating string `json:"rating"`
 	} `json:"history"`
+}
+
+// rate rates a mission through the API.
+func rate(t *testing.T, baseURL, id, rating string) {
+	t.Helper()
+	resp, err := post(baseURL+"/api/v1/missions/"+id+"/feedback", "application/json",
+		strings.NewReader(fmt.Sprintf(`{"kind":"rate","rating":%q}`, rating)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("rate %s: %d %s", id, resp.StatusCode, b)
+	}
 }
 
 func getMission(t *testing.T, baseURL, id string) missionJSON {

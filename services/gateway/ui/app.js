@@ -150,7 +150,7 @@ function connectEvents() {
   });
   es.addEventListener('mission', (ev) => {
     const m = JSON.parse(ev.data);
-    if (state.view === 'feed') { clearTimeout(connectEvents.t); connectEvents.t = setTimeout(() => render('feed', [], true), 400); }
+    if (state.view === 'feed') { clearTimeout(connectEvents.t); connectEvents.t = setTimeout(refreshFeed, 400); }
     else if (m.subject === 'missions.created') toast('New mission in your feed');
   });
 }
@@ -200,37 +200,83 @@ async function render(view, args, quiet) {
 // ---------- feed ----------
 const RATINGS = [['meh', '😐', 'Meh'], ['like', '🙂', 'Like'], ['love', '😍', 'Love']];
 
+async function loadMissions() {
+  const q = state.feedAgent ? '?agent=' + encodeURIComponent(state.feedAgent) : '';
+  return list(await api('GET', '/api/v1/missions' + q), 'missions', 'items');
+}
+
 async function viewFeed(box) {
   box.append(h('h1', { text: 'Your missions' }));
   let missions;
   try {
-    const q = state.feedAgent ? '?agent=' + encodeURIComponent(state.feedAgent) : '';
-    missions = list(await api('GET', '/api/v1/missions' + q), 'missions', 'items');
+    missions = await loadMissions();
   } catch (e) {
     if (missing(e)) { box.append(empty('Missions are not available yet', 'The agents have not been installed in this build. Your mail is still imported and searchable.')); return; }
     throw e;
   }
-  const agents = [...new Set(missions.map((m) => m.agent).filter(Boolean))];
-  if (state.feedAgent && !agents.includes(state.feedAgent)) agents.push(state.feedAgent);
-  if (agents.length) {
-    const chips = h('div', { class: 'row', style: 'margin-bottom:.8rem' }, h('span', { class: 'muted small', text: 'Agent:' }));
-    for (const a of ['', ...agents]) {
-      chips.append(h('span', { class: 'chip' + (state.feedAgent === a ? ' on' : ''), role: 'button', tabindex: '0', text: a || 'All',
-        onclick: () => { state.feedAgent = a; render('feed'); } }));
-    }
-    box.append(chips);
-  }
+  box.append(agentChips(missions));
   if (!missions.length) {
     box.append(empty('No missions yet', 'Cards appear here as the agents find something worth your time in your mail.',
       h('p', {}, h('a', { href: '#/sources', text: 'Import mail' }), ' · ', h('a', { href: '#/pipeline', text: 'Watch the pipeline' }))));
     return;
   }
   const grid = h('div', { class: 'cards', id: 'feed-cards' });
-  for (const m of missions) grid.append(missionCard(m));
+  syncCards(grid, missions);
   box.append(grid);
 }
 
-function missionCard(m) {
+function agentChips(missions) {
+  const agents = [...new Set(missions.map((m) => m.agent).filter(Boolean))];
+  if (state.feedAgent && !agents.includes(state.feedAgent)) agents.push(state.feedAgent);
+  const chips = h('div', { class: 'row', id: 'feed-agents', style: 'margin-bottom:.8rem' });
+  chips.dataset.agents = agents.join(',');
+  if (!agents.length) return chips;
+  chips.append(h('span', { class: 'muted small', text: 'Agent:' }));
+  for (const a of ['', ...agents]) {
+    chips.append(h('span', { class: 'chip' + (state.feedAgent === a ? ' on' : ''), role: 'button', tabindex: '0', text: a || 'All',
+      onclick: () => { state.feedAgent = a; render('feed'); } }));
+  }
+  return chips;
+}
+
+// refreshFeed brings the feed on screen up to date after a live update without
+// drawing it anew: a card that did not change keeps its element (an open
+// "Why this mission?" list, focus, a click on its way), a changed card is
+// redrawn where it is, new cards appear and gone ones leave. It never changes
+// the screen: if the user has moved on, it does nothing.
+async function refreshFeed() {
+  if (state.view !== 'feed') return;
+  const grid = document.getElementById('feed-cards');
+  const chips = document.getElementById('feed-agents');
+  if (!grid || !chips) { render('feed', [], true); return; }
+  let missions;
+  try { missions = await loadMissions(); } catch (_) { return; /* the next update tries again */ }
+  if (state.view !== 'feed' || !grid.isConnected) return;
+  if (!missions.length) { render('feed', [], true); return; }
+  const fresh = agentChips(missions);
+  if (fresh.dataset.agents !== chips.dataset.agents) chips.replaceWith(fresh);
+  syncCards(grid, missions);
+}
+
+// syncCards makes grid hold one card per mission, in order, reusing the
+// elements of cards whose content is unchanged (the rank score aside).
+function syncCards(grid, missions) {
+  const old = new Map([...grid.children].map((c) => [c.dataset.id, c]));
+  const next = missions.map((m) => {
+    const sig = JSON.stringify({ ...m, score: undefined });
+    const prev = old.get(m.id);
+    if (prev && prev.sig === sig) return prev;
+    const card = missionCard(m, !!prev && !prev.querySelector('.evidence').hidden);
+    card.sig = sig;
+    return card;
+  });
+  next.forEach((card, i) => { if (grid.children[i] !== card) grid.insertBefore(card, grid.children[i] || null); });
+  while (grid.children.length > next.length) grid.lastElementChild.remove();
+}
+
+// missionCard draws one card; evidenceOpen shows its "Why this mission?" list
+// at once (a redrawn card keeps the list the user had opened).
+function missionCard(m, evidenceOpen) {
   const card = h('article', { class: 'card mission', 'data-id': m.id });
   const evBox = h('div', { class: 'evidence', hidden: true });
   const hearts = h('div', { class: 'hearts row', role: 'group', 'aria-label': 'How useful is this?' });
@@ -294,6 +340,7 @@ function missionCard(m) {
     actions.children.length ? actions : null,
     h('div', { class: 'row' }, hearts, h('span', { class: 'spacer' }), later('snooze', 'Snooze', { until: tomorrow.toISOString() }), later('dismiss', 'Dismiss', {}), why),
     evBox);
+  if (evidenceOpen) why.onclick();
   return card;
 }
 
