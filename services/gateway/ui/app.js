@@ -249,9 +249,11 @@ async function refreshFeed() {
   const grid = document.getElementById('feed-cards');
   const chips = document.getElementById('feed-agents');
   if (!grid || !chips) { render('feed', [], true); return; }
+  const seq = (refreshFeed.seq = (refreshFeed.seq || 0) + 1);
   let missions;
   try { missions = await loadMissions(); } catch (_) { return; /* the next update tries again */ }
-  if (state.view !== 'feed' || !grid.isConnected) return;
+  // A slower, older answer must not bring back a card dismissed since.
+  if (seq !== refreshFeed.seq || state.view !== 'feed' || !grid.isConnected) return;
   if (!missions.length) { render('feed', [], true); return; }
   const fresh = agentChips(missions);
   if (fresh.dataset.agents !== chips.dataset.agents) chips.replaceWith(fresh);
