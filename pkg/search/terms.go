@@ -128,19 +128,22 @@ ON CONFLICT (id) DO UPDATE SET refreshed_at = EXCLUDED.refreshed_at, covers_befo
 // RefreshTermListsIfStale refreshes the lists when enough mail arrived
 // since the last refresh that ranking it at query time gets dear: at least
 // 1,000 mails and 2% of all mail, or any mail at all a day later. It
-// reports whether it refreshed.
+// reports whether it refreshed. The check counts only the mail that arrived
+// since (through the ingested_at index): all mail is the last refresh's
+// count plus that, so a check costs little however large the mailbox.
 func (s *Searcher) RefreshTermListsIfStale(ctx context.Context) (bool, TermListStats, error) {
 	var (
 		refreshed     *time.Time
 		mails, recent int64
 	)
 	err := s.pool.QueryRow(ctx, `
-SELECT st.refreshed_at, (SELECT count(*) FROM emails),
+SELECT st.refreshed_at, coalesce(st.mails, 0),
        (SELECT count(*) FROM emails WHERE ingested_at >= coalesce(st.refreshed_at, '-infinity'))
 FROM (SELECT 1) one LEFT JOIN search_term_state st ON true`).Scan(&refreshed, &mails, &recent)
 	if err != nil {
 		return false, TermListStats{}, fmt.Errorf("term lists staleness: %w", err)
 	}
+	mails += recent
 	stale := recent >= max(1000, mails/50) || recent > 0 && refreshed != nil && time.Since(*refreshed) > 24*time.Hour
 	if refreshed == nil {
 		// Never refreshed: lists pay off once some term can be common.

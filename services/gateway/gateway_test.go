@@ -596,3 +596,36 @@ func TestSearchTermListsAreComputedOnceThereIsEnoughMail(t *testing.T) {
 		return err == nil && n > 0
 	}, "the gateway never computed the common-term lists")
 }
+
+func TestSearchTermListsRefreshBacksOffWhileFailing(t *testing.T) {
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	ctx := context.Background()
+	// Every look at the lists' state fails, and counts itself in a sequence
+	// (nextval is not rolled back with the failing statement).
+	if _, err := db.Pool.Exec(ctx, `
+CREATE SEQUENCE refresh_attempts;
+ALTER TABLE search_term_state RENAME TO search_term_state_real;
+CREATE FUNCTION broken_state() RETURNS SETOF search_term_state_real LANGUAGE plpgsql AS $$
+BEGIN PERFORM nextval('refresh_attempts'); RAISE EXCEPTION 'state unreadable'; END $$;
+CREATE VIEW search_term_state AS SELECT * FROM broken_state();`); err != nil {
+		t.Fatal(err)
+	}
+	const tick = 20 * time.Millisecond
+	s, err := gateway.New(gateway.Config{HTTPAddr: "127.0.0.1:0", AdminToken: adminToken, SearchTerms: tick},
+		app.Deps{DB: db, Bus: b, Log: testkit.Logger(t), Health: app.NewHealth()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Run(t, s)
+	// 100 ticks: skipping 1, 2, 4, … ticks after each failure makes about 7
+	// attempts of them; retrying every tick would make up to 100.
+	time.Sleep(100 * tick)
+	var attempts int64
+	if err := db.Pool.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refresh_attempts`).Scan(&attempts); err != nil {
+		t.Fatal(err)
+	}
+	if attempts < 2 || attempts > 12 {
+		t.Errorf("%d refresh attempts in 100 ticks of failures, want 2..12 (retried, with backoff)", attempts)
+	}
+}
