@@ -1,8 +1,8 @@
 // Package gmailfake is an in-process fake of the Gmail REST API (v1) for
-// tests: users.getProfile, messages.list, messages.get (format=raw) and
-// history.list with paging (messageAdded, messageDeleted, labelAdded and
-// labelRemoved records, filtered by historyTypes), Bearer-token checks, a per-window quota that
-// answers 403 userRateLimitExceeded like Google does, injected 429/5xx
+// tests: users.getProfile, messages.list (spam and trash only with
+// includeSpamTrash), messages.get (format=raw or minimal) and history.list with paging (messageAdded, messageDeleted,
+// labelAdded and labelRemoved records, filtered by historyTypes),
+// Bearer-token checks, a per-window quota that answers 403 userRateLimitExceeded like Google does, injected 429/5xx
 // faults and expired history (404). It speaks the real wire format by
 // marshalling the gmail/v1 types, so it is driven by the real client
 // library. Safe for concurrent use.
@@ -346,14 +346,21 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	offset, size := pageParams(r, 100, 500)
+	spamTrash := r.URL.Query().Get("includeSpamTrash") == "true"
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp := &gmail.ListMessagesResponse{ResultSizeEstimate: int64(len(s.msgs))}
-	// Gmail lists newest first.
-	for i := len(s.msgs) - 1 - offset; i >= 0 && len(resp.Messages) < size; i-- {
-		resp.Messages = append(resp.Messages, &gmail.Message{Id: s.msgs[i].id, ThreadId: s.msgs[i].threadID})
+	// Gmail lists newest first, and spam and trash only when asked to.
+	var listed []*message
+	for i := len(s.msgs) - 1; i >= 0; i-- {
+		if spamTrash || !contains(s.msgs[i].labels, "SPAM") && !contains(s.msgs[i].labels, "TRASH") {
+			listed = append(listed, s.msgs[i])
+		}
 	}
-	if offset+size < len(s.msgs) {
+	resp := &gmail.ListMessagesResponse{ResultSizeEstimate: int64(len(listed))}
+	for _, m := range listed[min(offset, len(listed)):min(offset+size, len(listed))] {
+		resp.Messages = append(resp.Messages, &gmail.Message{Id: m.id, ThreadId: m.threadID})
+	}
+	if offset+size < len(listed) {
 		resp.NextPageToken = strconv.Itoa(offset + size)
 	}
 	writeJSON(w, resp)
@@ -363,8 +370,9 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r, "get", CostGet) {
 		return
 	}
-	if f := r.URL.Query().Get("format"); f != "raw" {
-		writeError(w, 400, "invalidArgument", "fake supports format=raw only")
+	format := r.URL.Query().Get("format")
+	if format != "raw" && format != "minimal" {
+		writeError(w, 400, "invalidArgument", "fake supports format=raw and format=minimal only")
 		return
 	}
 	id := r.PathValue("id")
@@ -386,8 +394,12 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 404, "notFound", "Requested entity was not found.")
 		return
 	}
-	writeJSON(w, &gmail.Message{Id: m.id, ThreadId: m.threadID, LabelIds: m.labels, HistoryId: m.historyID,
-		InternalDate: m.internal.UnixMilli(), SizeEstimate: int64(len(m.raw)), Raw: base64.URLEncoding.EncodeToString(m.raw)})
+	msg := &gmail.Message{Id: m.id, ThreadId: m.threadID, LabelIds: m.labels, HistoryId: m.historyID,
+		InternalDate: m.internal.UnixMilli(), SizeEstimate: int64(len(m.raw))}
+	if format == "raw" {
+		msg.Raw = base64.URLEncoding.EncodeToString(m.raw)
+	}
+	writeJSON(w, msg)
 }
 
 func (s *Server) historyList(w http.ResponseWriter, r *http.Request) {

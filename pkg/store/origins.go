@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // SetOriginLabels replaces the labels of the message externalID of source
@@ -48,4 +50,37 @@ func (db *DB) MarkOriginDeleted(ctx context.Context, sourceID, externalID string
 		return 0, fmt.Errorf("mark origin deleted: %w", err)
 	}
 	return n, nil
+}
+
+// MarkOriginsListed stamps the stored origins of source sourceID among
+// externalIDs as listed by the full sync sync; ids never stored are ignored.
+// Idempotent.
+func (db *DB) MarkOriginsListed(ctx context.Context, sourceID string, sync int64, externalIDs []string) error {
+	if len(externalIDs) == 0 {
+		return nil
+	}
+	if _, err := db.Pool.Exec(ctx, `
+		UPDATE email_origins SET listed_sync = $2
+		WHERE source_id = $1 AND external_id = ANY($3) AND listed_sync IS DISTINCT FROM $2`,
+		sourceID, sync, externalIDs); err != nil {
+		return fmt.Errorf("mark origins listed: %w", err)
+	}
+	return nil
+}
+
+// UnlistedOrigins returns the external ids of source sourceID's stored,
+// not deleted origins that the full sync sync has not listed.
+func (db *DB) UnlistedOrigins(ctx context.Context, sourceID string, sync int64) ([]string, error) {
+	rows, err := db.Pool.Query(ctx, `
+		SELECT external_id FROM email_origins
+		WHERE source_id = $1 AND deleted_at IS NULL AND listed_sync IS DISTINCT FROM $2
+		ORDER BY external_id`, sourceID, sync)
+	if err != nil {
+		return nil, fmt.Errorf("unlisted origins: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("unlisted origins: %w", err)
+	}
+	return ids, nil
 }

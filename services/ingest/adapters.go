@@ -114,6 +114,16 @@ func (g *gmailSink) Deleted(ctx context.Context, id string) error {
 	return err
 }
 
+// Listed stamps the stored messages a full sync listed.
+func (g *gmailSink) Listed(ctx context.Context, sync uint64, ids []string) error {
+	return g.s.db.MarkOriginsListed(ctx, g.r.claim.Source.ID, int64(sync), ids)
+}
+
+// Unlisted returns the stored messages a full sync has not listed.
+func (g *gmailSink) Unlisted(ctx context.Context, sync uint64) ([]string, error) {
+	return g.s.db.UnlistedOrigins(ctx, g.r.claim.Source.ID, int64(sync))
+}
+
 // IMAP authentication modes (sources.config "auth").
 const (
 	imapAuthPassword = "password"

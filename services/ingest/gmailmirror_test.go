@@ -44,8 +44,19 @@ func TestGmailIncrementalSyncMirrorsLabelsAndKeepsDeletedMail(t *testing.T) {
 	}
 
 	// History expired: the full resync refetches the mail, and the labels
-	// it carries now replace the stored ones.
+	// it carries now replace the stored ones. What was deleted or trashed
+	// meanwhile is not in its listing and is checked one by one: the
+	// deleted mail is kept and marked, the trashed one relabeled.
 	gm.ModifyLabels(starred, []string{"IMPORTANT"}, nil)
+	lost := gm.Add([]byte("From: a@example.com\r\nSubject: lost\r\nMessage-ID: <lost@x>\r\n\r\ndeleted while history was lost\r\n"), "INBOX")
+	binned := gm.Add([]byte("From: a@example.com\r\nSubject: binned\r\nMessage-ID: <binned@x>\r\n\r\ntrashed while history was lost\r\n"), "INBOX")
+	tl := time.Now()
+	if _, err := e.db.RequestSync(ctx, "gm1", false); err != nil {
+		t.Fatal(err)
+	}
+	e.waitSynced("gm1", tl)
+	gm.Delete(lost)
+	gm.ModifyLabels(binned, []string{"TRASH"}, []string{"INBOX"})
 	gm.ExpireHistory()
 	t2 := time.Now()
 	if _, err := e.db.RequestSync(ctx, "gm1", false); err != nil {
@@ -55,5 +66,18 @@ func TestGmailIncrementalSyncMirrorsLabelsAndKeepsDeletedMail(t *testing.T) {
 	k, err := e.db.GetEmail(ctx, byMsgID["keep@x"].ID)
 	if err != nil || fmt.Sprint(k.Labels) != "[INBOX STARRED IMPORTANT]" {
 		t.Fatalf("after full resync: labels %v, %v", k.Labels, err)
+	}
+	page, err = e.db.ListEmails(ctx, 10, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, em := range page.Emails {
+		byMsgID[em.MessageID] = em
+	}
+	if l, ok := byMsgID["lost@x"]; !ok || l.DeletedAtSource == nil {
+		t.Errorf("mail deleted while history was lost: stored %v, deleted at source %v; want kept and marked", ok, l.DeletedAtSource)
+	}
+	if b := byMsgID["binned@x"]; fmt.Sprint(b.Labels) != "[TRASH]" || b.DeletedAtSource != nil {
+		t.Errorf("mail trashed while history was lost: labels %v deleted %v, want [TRASH] and not deleted", b.Labels, b.DeletedAtSource)
 	}
 }

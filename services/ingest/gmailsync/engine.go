@@ -2,7 +2,9 @@
 // mailbox historyId before paging through messages.list, then incremental
 // syncs from that historyId via history.list (new messages are fetched,
 // label changes and deletions mirrored to the Sink), falling back to a full
-// sync when Google answers 404 (history too old). Calls are paced under the
+// sync when Google answers 404 (history too old); the end of a full sync
+// checks the stored messages it did not list, so deletions made while
+// history was lost are mirrored too. Calls are paced under the
 // per-user quota, throttling and server errors back off with jitter, and
 // one failing message is handed to the Sink for a later retry instead of
 // blocking the cursor. Persistence and publishing sit behind Sink.
@@ -127,6 +129,13 @@ type Sink interface {
 	// Deleted marks a stored message as deleted in Gmail, keeping the stored
 	// copy; for a message never stored it does nothing. An error stops the run.
 	Deleted(ctx context.Context, id string) error
+	// Listed records that the full sync sync (named by its start history
+	// id) listed ids, once they are delivered; ids never stored are
+	// ignored. An error stops the run.
+	Listed(ctx context.Context, sync uint64, ids []string) error
+	// Unlisted returns the stored messages, not marked deleted, that the
+	// full sync sync has not listed.
+	Unlisted(ctx context.Context, sync uint64) ([]string, error)
 	// SaveCursor persists the cursor at a consistent point.
 	SaveCursor(ctx context.Context, c Cursor) error
 	// Progress reports running totals; it doubles as the run's heartbeat.
@@ -140,9 +149,9 @@ type Stats struct {
 	Pages     int    `json:"pages"`
 	Listed    int    `json:"listed"`
 	Delivered int    `json:"delivered"`
-	Skipped   int    `json:"skipped"` // gone before it could be fetched (deleted)
-	Relabeled int    `json:"relabeled,omitempty"`
-	Deleted   int    `json:"deleted,omitempty"` // marked deleted in Gmail, kept here
+	Skipped   int    `json:"skipped"`             // gone before it could be fetched (deleted)
+	Relabeled int    `json:"relabeled,omitempty"` // label sets mirrored
+	Deleted   int    `json:"deleted,omitempty"`   // marked deleted in Gmail, kept here
 	Failed    int    `json:"failed"`
 	Recovered int    `json:"recovered"`
 }
@@ -256,9 +265,17 @@ func (e *Engine) full(ctx context.Context, st *FullState) error {
 		if err := e.fetchAll(ctx, ids); err != nil {
 			return err
 		}
+		if err := e.sink.Listed(ctx, st.StartHistoryID, ids); err != nil {
+			return fmt.Errorf("record listed: %w", err)
+		}
 		next := &FullState{StartHistoryID: st.StartHistoryID, PageToken: resp.NextPageToken}
 		cur := Cursor{Full: next}
 		if resp.NextPageToken == "" {
+			// Before the cursor turns incremental: a crash here resumes
+			// from the last page and checks again.
+			if err := e.reconcile(ctx, st.StartHistoryID); err != nil {
+				return err
+			}
 			cur = Cursor{HistoryID: st.StartHistoryID}
 		}
 		if err := e.sink.SaveCursor(ctx, cur); err != nil {
@@ -272,6 +289,52 @@ func (e *Engine) full(ctx context.Context, st *FullState) error {
 		}
 		st = next
 	}
+}
+
+// reconcile checks, at the end of a full sync, the stored messages it did
+// not list: Gmail deleted them (they are marked deleted) or they sit in spam
+// or trash, outside the listing (their labels are mirrored). Incremental
+// sync learns both from history; a full sync after history expired has no
+// history to learn them from. A message that cannot be checked now is
+// checked by the next full sync; only lost authorization, the Sink or ctx
+// stop the run.
+func (e *Engine) reconcile(ctx context.Context, sync uint64) error {
+	ids, err := e.sink.Unlisted(ctx, sync)
+	if err != nil {
+		return fmt.Errorf("list unlisted: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(e.cfg.Concurrency)
+	for _, id := range ids {
+		g.Go(func() error {
+			var m *gmail.Message
+			err := e.call(gctx, costGet, func() (err error) {
+				m, err = e.svc.Users.Messages.Get("me", id).Format("minimal").Context(gctx).Do()
+				return err
+			})
+			switch {
+			case err == nil:
+				if err := e.sink.Relabeled(gctx, id, nonNil(m.LabelIds)); err != nil {
+					return fmt.Errorf("relabel %s: %w", id, err)
+				}
+				if err := e.sink.Listed(gctx, sync, []string{id}); err != nil {
+					return fmt.Errorf("record listed: %w", err)
+				}
+				e.count(func(s *Stats) { s.Relabeled++ })
+			case isStatus(err, http.StatusNotFound):
+				if err := e.sink.Deleted(gctx, id); err != nil {
+					return fmt.Errorf("mark %s deleted: %w", id, err)
+				}
+				e.count(func(s *Stats) { s.Deleted++ })
+			case fatal(gctx, err):
+				return err
+			default:
+				e.log.WarnContext(gctx, "gmail message not checked; the next full sync checks it", "id", id, "err", err)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 func (e *Engine) incremental(ctx context.Context, start uint64) error {

@@ -25,10 +25,11 @@ type memSink struct {
 	deliverErr error
 	labels     map[string][]string // last Relabeled call per id
 	deleted    map[string]int
+	listed     map[string]uint64 // last full sync that listed a delivered id
 }
 
 func newMemSink() *memSink {
-	return &memSink{delivered: map[string]int{}, failed: map[string]string{}, labels: map[string][]string{}, deleted: map[string]int{}}
+	return &memSink{delivered: map[string]int{}, failed: map[string]string{}, labels: map[string][]string{}, deleted: map[string]int{}, listed: map[string]uint64{}}
 }
 
 func (m *memSink) Deliver(_ context.Context, f *Fetched) error {
@@ -76,6 +77,28 @@ func (m *memSink) Deleted(_ context.Context, id string) error {
 	defer m.mu.Unlock()
 	m.deleted[id]++
 	return nil
+}
+func (m *memSink) Listed(_ context.Context, sync uint64, ids []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		if m.delivered[id] > 0 {
+			m.listed[id] = sync
+		}
+	}
+	return nil
+}
+func (m *memSink) Unlisted(_ context.Context, sync uint64) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []string
+	for id := range m.delivered {
+		if m.listed[id] != sync && m.deleted[id] == 0 {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
 }
 func (m *memSink) SaveCursor(_ context.Context, c Cursor) error {
 	m.mu.Lock()
@@ -209,6 +232,54 @@ func TestExpiredHistoryFallsBackToFullSync(t *testing.T) {
 	}
 	if h.sink.last().HistoryID != h.gm.HistoryID() {
 		t.Fatal("cursor not reset to the new history id")
+	}
+}
+
+func TestFullSyncAfterExpiredHistoryMirrorsDeletionsAndTrash(t *testing.T) {
+	h := newHarness(t, 0, fastConfig())
+	var ids []string
+	for i := range 10 {
+		ids = append(ids, h.gm.Add(mail(i), "INBOX"))
+	}
+	if _, err := h.eng.Sync(context.Background(), Cursor{}); err != nil {
+		t.Fatal(err)
+	}
+	old := h.sink.last()
+	// While history is lost: one message is deleted and two are trashed
+	// (outside the listing without spam and trash); one of those can't be
+	// checked for now.
+	gone, trashed, flaky := ids[2], ids[5], ids[8]
+	h.gm.Delete(gone)
+	h.gm.ModifyLabels(trashed, []string{"TRASH"}, []string{"INBOX"})
+	h.gm.ModifyLabels(flaky, []string{"TRASH"}, []string{"INBOX"})
+	h.gm.ExpireHistory()
+	h.gm.FailMessage(flaky, gmailfake.Fault{Code: 500, Reason: "backendError"})
+	st, err := h.eng.Sync(context.Background(), old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.FellBack || st.Deleted != 1 || st.Relabeled != 1 {
+		t.Errorf("stats %+v: want a fallback full sync with one deletion and one relabel", st)
+	}
+	if h.sink.deleted[gone] != 1 || len(h.sink.deleted) != 1 {
+		t.Errorf("deleted %v, want only %s", h.sink.deleted, gone)
+	}
+	if got := fmt.Sprint(h.sink.labels[trashed]); got != "[TRASH]" {
+		t.Errorf("labels of the trashed message %s, want [TRASH]", got)
+	}
+	if h.sink.last().HistoryID != h.gm.HistoryID() {
+		t.Error("an unchecked message kept the cursor from turning incremental")
+	}
+	// The next full sync checks the one left unchecked, and only it.
+	h.gm.FailMessage(flaky, gmailfake.Fault{})
+	gets := h.gm.Gets(flaky)
+	h.gm.Add(mail(10), "INBOX")
+	h.gm.ExpireHistory()
+	if st, err = h.eng.Sync(context.Background(), h.sink.last()); err != nil || st.Deleted != 0 || h.gm.Gets(flaky) <= gets {
+		t.Errorf("second full sync: %+v %v, %d gets of the unchecked message: want it checked and kept", st, err, h.gm.Gets(flaky)-gets)
+	}
+	if h.sink.deleted[flaky] != 0 {
+		t.Error("a message Gmail still has was marked deleted")
 	}
 }
 
