@@ -184,7 +184,7 @@ func TestHeartbeatListsWorkerAndRemovesItAtStop(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []ops.Beat
-	testkit.Eventually(t, 5*time.Second, func() bool {
+	testkit.Eventually(t, 30*time.Second, func() bool {
 		got, err = ops.Workers(context.Background(), kv)
 		return err == nil && len(got) == 1
 	}, "heartbeat never appeared: %v %v", got, err)
@@ -239,7 +239,7 @@ ownyou_stage_queue_pending{stage="embedder"} 1
 `
 	var err error
 	// JetStream updates a consumer's pending count shortly after the publish.
-	testkit.Eventually(t, 5*time.Second, func() bool {
+	testkit.Eventually(t, 30*time.Second, func() bool {
 		err = testutil.CollectAndCompare(c, strings.NewReader(want), "ownyou_stage_queue_pending")
 		return err == nil
 	}, "queue metrics: %v", err)
@@ -396,12 +396,12 @@ func TestServiceBeatsForEachServiceExportsQueuesAndServesStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testkit.Eventually(t, 5*time.Second, func() bool {
+	testkit.Eventually(t, 30*time.Second, func() bool {
 		w, err := ops.Workers(context.Background(), kv)
 		return err == nil && len(w) == 2
 	}, "two heartbeats (embedder, classifier)")
 	waitingStage(t, b)
-	testkit.Eventually(t, 5*time.Second, func() bool {
+	testkit.Eventually(t, 30*time.Second, func() bool {
 		n, err := testutil.GatherAndCount(reg, "ownyou_stage_queue_pending")
 		return err == nil && n == 1
 	}, "queue metrics for the embedder's consumer")
