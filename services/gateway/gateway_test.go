@@ -311,7 +311,7 @@ func TestDeadLetterRetryRepublishesAndResolves(t *testing.T) {
 		if a["id"] != b["id"] || m.Header.Get(nats.MsgIdHdr) == "emails.ingested:e1" {
 			t.Errorf("republished %s (msg id %s), want the stored envelope under a new msg id", m.Data, m.Header.Get(nats.MsgIdHdr))
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("the dead letter was not re-published")
 	}
 	if left, _ := e.db.ListDeadLetters(ctx, "", 10); len(left) != 0 {
@@ -375,7 +375,7 @@ func TestEventsStreamMissionsAndPipeline(t *testing.T) {
 	e := start(t, nil)
 	req, _ := http.NewRequest("GET", e.url+"/api/v1/events", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
 	if err != nil {
@@ -486,7 +486,7 @@ func TestShutdownDoesNotWaitForOpenEventStreams(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("shutdown waited for the open event stream")
 	}
 }
