@@ -75,6 +75,19 @@ type SessionConfig struct {
 	Options map[string]string
 }
 
+// GoProcs is the GOMAXPROCS a process that mostly runs the encoder should
+// use: the CPUs (as runtime.GOMAXPROCS(0) counts them) that intraOpThreads
+// leave free, at least one; intraOpThreads 0 (ORT's default, one per core)
+// leaves none. More Go threads than that spin in Go's scheduler on the cores
+// the intra-op threads need: on 2 cores, 1 instead of 2 gives 15–20% more
+// embeddings/s at batch 1–8 and ~5% at batch 32.
+func GoProcs(cpus, intraOpThreads int) int {
+	if intraOpThreads <= 0 {
+		intraOpThreads = cpus
+	}
+	return max(1, cpus-intraOpThreads)
+}
+
 // Session runs a BERT-shaped encoder: int64 input_ids / attention_mask /
 // (optional) token_type_ids [batch, seq] → float32 last_hidden_state
 // [batch, seq, dim]. Run is safe for concurrent use (ORT sessions are), but

@@ -191,3 +191,24 @@ func l2(v []float32) float64 {
 	}
 	return math.Sqrt(s)
 }
+
+func TestGoProcsLeavesTheIntraOpThreadsTheirCores(t *testing.T) {
+	cases := []struct {
+		name        string
+		cpus, intra int
+		want        int
+	}{
+		{"two cores, two intra-op threads: one Go thread", 2, 2, 1},
+		{"four cores, two intra-op threads: two", 4, 2, 2},
+		{"more intra-op threads than cores: still one", 2, 4, 1},
+		{"ORT's default (one per core): one", 8, 0, 1},
+		{"one core: one", 1, 1, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := GoProcs(tc.cpus, tc.intra); got != tc.want {
+				t.Errorf("GoProcs(%d, %d) = %d, want %d", tc.cpus, tc.intra, got, tc.want)
+			}
+		})
+	}
+}

@@ -42,6 +42,7 @@ type Config struct {
 	ORTLib       string        `env:"OWNYOU_ORT_LIB" help:"ONNX Runtime library (default <model dir>/onnxruntime/libonnxruntime.so.1.24.3)"`
 	Threads      int           `env:"OWNYOU_EMBED_THREADS" envDefault:"2" help:"ONNX Runtime intra-op threads"`
 	InterThreads int           `env:"OWNYOU_EMBED_INTER_THREADS" envDefault:"1" help:"ONNX Runtime inter-op threads"`
+	GoProcs      int           `env:"OWNYOU_EMBED_GOMAXPROCS" envDefault:"0" help:"Go threads of a standalone embedder process (its GOMAXPROCS): 0 = the CPUs OWNYOU_EMBED_THREADS leave free, at least 1, so Go's scheduler does not take cores from ONNX Runtime; a GOMAXPROCS variable wins; not used when all services share one process"`
 	Spin         bool          `env:"OWNYOU_EMBED_SPIN" envDefault:"false" help:"let ONNX Runtime's intra-op threads spin while waiting for work: a lone embedding is ~20% faster, but a spinning thread holds a core the other services need (the whole pipeline is ~10% slower on 2 cores)"`
 	MaxTokens    int           `env:"OWNYOU_EMBED_MAX_TOKENS" envDefault:"128" help:"tokens per window, [CLS]/[SEP] included"`
 	Overlap      int           `env:"OWNYOU_EMBED_CHUNK_OVERLAP" envDefault:"16" help:"word pieces shared by consecutive windows"`
@@ -53,6 +54,16 @@ type Config struct {
 	Concurrency  int           `env:"OWNYOU_EMBEDDER_CONCURRENCY" envDefault:"16" help:"emails embedded at once by this process (their windows share ONNX batches)"`
 	Requests     int           `env:"OWNYOU_EMBED_REQUESTS" envDefault:"8" help:"embedding requests served at once; more are refused as overloaded"`
 	MaxTexts     int           `env:"OWNYOU_EMBED_REQUEST_MAX_TEXTS" envDefault:"256" help:"texts per embedding request at most"`
+}
+
+// ProcessGoProcs is the GOMAXPROCS of a process that runs only the
+// embedder, on cpus CPUs (runtime.GOMAXPROCS(0)): GoProcs when set, else
+// what the intra-op threads leave free (embed.GoProcs).
+func (c Config) ProcessGoProcs(cpus int) int {
+	if c.GoProcs > 0 {
+		return c.GoProcs
+	}
+	return embed.GoProcs(cpus, c.Threads)
 }
 
 // Service runs the stage. Build it with New; Run until the context ends.

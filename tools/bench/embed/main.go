@@ -33,6 +33,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -166,6 +167,11 @@ func vocabWords() ([]string, error) {
 }
 
 func runEmbed(graph string, dur time.Duration, threads int) error {
+	// As in the embedder's own process (services/embedder/cmd/embedder).
+	if os.Getenv("GOMAXPROCS") == "" {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(embed.GoProcs(runtime.GOMAXPROCS(0), threads)))
+	}
+	fmt.Fprintf(os.Stderr, "embed figures with GOMAXPROCS=%d, %d intra-op threads\n", runtime.GOMAXPROCS(0), threads)
 	raw, err := embed.NewSession(benchSession(threads), mustRead(graph))
 	if err != nil {
 		return err
