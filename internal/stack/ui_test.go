@@ -307,10 +307,17 @@ func TestBrowserUI(t *testing.T) {
 		waitJS(`!!document.querySelector('#search-results, .empty')`),
 		shot("07-search"),
 	)
-	var hits int
-	step("count hits", chromedp.Evaluate(`document.querySelectorAll('#search-results a.item').length`, &hits))
+	var hits, marked, byWords int
+	step("count hits",
+		chromedp.Evaluate(`document.querySelectorAll('#search-results a.item').length`, &hits),
+		chromedp.Evaluate(`[...document.querySelectorAll('#search-results a.item .snip mark')].filter(m => /lisbon/i.test(m.textContent)).length`, &marked),
+		chromedp.Evaluate(`document.querySelectorAll('#search-results a.item .found-by .tag[data-retriever=keyword]').length`, &byWords),
+	)
 	if hits == 0 {
 		t.Error("searching for Lisbon found nothing; 5 imported emails mention it")
+	}
+	if marked == 0 || byWords == 0 {
+		t.Errorf("Lisbon hits: %d snippets mark the word, %d say exact words found them; want both", marked, byWords)
 	}
 
 	step("mail list",

@@ -521,8 +521,34 @@ async function viewSearch(box) {
   if (note) box.append(h('p', { class: 'muted small', text: note }));
   for (const w of (searchWarnings || [])) box.append(h('p', { class: 'muted small', text: '⚠ ' + w }));
   if (!hits.length) { box.append(empty('Nothing found', 'Try fewer or different words.')); return; }
-  for (const r of hits) results.append(mailItem(r.email ? { ...r.email, score: r.score } : r));
+  for (const r of hits) results.append(r.email_id ? searchItem(r) : mailItem(r));
   box.append(h('p', { class: 'muted small', text: hits.length + ' results' }), results);
+}
+
+// searchItem is one search hit: the mail's line, its snippet with the
+// matched words marked, and which retrievers found it (exact words,
+// meaning, or both), ranks in the tooltip.
+const FOUND_BY = { keyword: ['words', 'keyword_rank'], semantic: ['meaning', 'semantic_rank'] };
+function searchItem(r) {
+  const found = h('div', { class: 'row small muted found-by' }, h('span', { text: 'found by' }));
+  for (const x of r.retrievers || []) {
+    const [label, rank] = FOUND_BY[x] || [x, ''];
+    found.append(h('span', { class: 'tag', 'data-retriever': x, title: r[rank] ? x + ' rank ' + r[rank] : x, text: label }));
+  }
+  return h('a', { class: 'item', href: '#/mail/' + encodeURIComponent(r.email_id) },
+    h('div', { class: 'meta' }, h('span', { class: 'from', text: r.from_name || r.from_addr || '(unknown sender)' }), h('span', { text: fmtDate(r.date) })),
+    h('div', { class: 'subj', text: r.subject || '(no subject)' }),
+    h('div', { class: 'snip' }, ...markedText(r.snippet_html, r.snippet)),
+    found);
+}
+
+// markedText turns the server's escaped snippet with <mark> tags into nodes
+// without handing it to the page as markup: it is parsed in an inert
+// document (no scripts, no loads) and only its text and <mark>s are copied.
+function markedText(html, plain) {
+  if (!html) return [plain || ''];
+  const root = new DOMParser().parseFromString(html, 'text/html').body;
+  return [...root.childNodes].map((n) => (n.nodeName === 'MARK' ? h('mark', { text: n.textContent }) : n.textContent));
 }
 
 // ---------- pipeline ----------
