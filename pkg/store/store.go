@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,6 +86,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*DB, error) {
 	return &DB{Pool: pool, log: log, zenc: enc, zdec: dec}, nil
 }
 
+// migrateProgressEvery is how often Migrate says it is still running.
+const migrateProgressEvery = 15 * time.Second
+
 // Migrate applies every pending migration in migrations/. Migrations may be
 // applied out of order, so a later release can add one below the newest.
 func Migrate(ctx context.Context, url string, log *slog.Logger) error {
@@ -106,6 +110,37 @@ func Migrate(ctx context.Context, url string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
+	// Some migrations rebuild an index over every mail (minutes on a large
+	// mailbox, with nothing else to show): say what is pending first, and
+	// that it is still going while it runs.
+	statuses, err := p.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: status: %w", err)
+	}
+	var pending []string
+	for _, st := range statuses {
+		if st.State == goose.StatePending {
+			pending = append(pending, filepath.Base(st.Source.Path))
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	log.InfoContext(ctx, "applying migrations; the service starts when they are done", "pending", pending)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func(start time.Time) {
+		t := time.NewTicker(migrateProgressEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				log.InfoContext(ctx, "migrations still running (rebuilding an index over every mail takes minutes on a large mailbox)", "elapsed", time.Since(start).Round(time.Second))
+			}
+		}
+	}(time.Now())
 	results, err := p.Up(ctx)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
