@@ -618,14 +618,18 @@ CREATE VIEW search_term_state AS SELECT * FROM broken_state();`); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Run(t, s)
-	// 100 ticks: skipping 1, 2, 4, … ticks after each failure makes about 7
-	// attempts of them; retrying every tick would make up to 100.
-	time.Sleep(100 * tick)
-	var attempts int64
-	if err := db.Pool.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refresh_attempts`).Scan(&attempts); err != nil {
-		t.Fatal(err)
+	attempts := func() int64 {
+		var n int64
+		if err := db.Pool.QueryRow(ctx, `SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM refresh_attempts`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	if attempts < 2 || attempts > 12 {
+	testkit.Eventually(t, 30*time.Second, func() bool { return attempts() > 0 }, "the refresh loop never ran")
+	// 100 ticks more: skipping 1, 2, 4, … ticks after each failure makes
+	// about 7 attempts in all; retrying every tick would make up to 100.
+	time.Sleep(100 * tick)
+	if attempts := attempts(); attempts < 2 || attempts > 12 {
 		t.Errorf("%d refresh attempts in 100 ticks of failures, want 2..12 (retried, with backoff)", attempts)
 	}
 }
