@@ -443,12 +443,14 @@ async function viewMail(box, args) {
   box.append(lst, h('p', { style: 'text-align:center' }, more));
 }
 
-function mailItem(e) {
+// mailItem is one line of a mail list: sender, date, subject and snippet;
+// snippet (nodes) replaces the plain one and extra adds a last line.
+function mailItem(e, snippet, extra) {
   return h('a', { class: 'item', href: '#/mail/' + encodeURIComponent(e.id || e.email_id) },
     h('div', { class: 'meta' }, h('span', { class: 'from', text: e.from_name || e.from_addr || '(unknown sender)' }), h('span', { text: fmtDate(e.sent_at || e.date || e.ingested_at) })),
     h('div', { class: 'subj', text: e.subject || '(no subject)' }),
-    h('div', { class: 'snip', text: e.snippet || '' }),
-    e.score !== undefined ? h('div', { class: 'muted small', text: 'match ' + Number(e.score).toFixed(2) }) : null);
+    h('div', { class: 'snip' }, ...(snippet || [e.snippet || ''])),
+    extra || null);
 }
 
 async function viewReader(box, id) {
@@ -525,8 +527,8 @@ async function viewSearch(box) {
   box.append(h('p', { class: 'muted small', text: hits.length + ' results' }), results);
 }
 
-// searchItem is one search hit: the mail's line, its snippet with the
-// matched words marked, and which retrievers found it (exact words,
+// searchItem is one search hit: the mail's line with the snippet's matched
+// words marked, and which retrievers found it (exact words,
 // meaning, or both), ranks in the tooltip.
 const FOUND_BY = { keyword: ['words', 'keyword_rank'], semantic: ['meaning', 'semantic_rank'] };
 function searchItem(r) {
@@ -535,11 +537,7 @@ function searchItem(r) {
     const [label, rank] = FOUND_BY[x] || [x, ''];
     found.append(h('span', { class: 'tag', 'data-retriever': x, title: r[rank] ? x + ' rank ' + r[rank] : x, text: label }));
   }
-  return h('a', { class: 'item', href: '#/mail/' + encodeURIComponent(r.email_id) },
-    h('div', { class: 'meta' }, h('span', { class: 'from', text: r.from_name || r.from_addr || '(unknown sender)' }), h('span', { text: fmtDate(r.date) })),
-    h('div', { class: 'subj', text: r.subject || '(no subject)' }),
-    h('div', { class: 'snip' }, ...markedText(r.snippet_html, r.snippet)),
-    found);
+  return mailItem(r, markedText(r.snippet_html, r.snippet), found);
 }
 
 // markedText turns the server's escaped snippet with <mark> tags into nodes
