@@ -1,10 +1,11 @@
 // Package gmailfake is an in-process fake of the Gmail REST API (v1) for
 // tests: users.getProfile, messages.list (spam and trash only with
-// includeSpamTrash), messages.get (format=raw or minimal) and history.list with paging (messageAdded, messageDeleted,
-// labelAdded and labelRemoved records, filtered by historyTypes),
-// Bearer-token checks, a per-window quota that answers 403 userRateLimitExceeded like Google does, injected 429/5xx
-// faults and expired history (404). It speaks the real wire format by
-// marshalling the gmail/v1 types, so it is driven by the real client
+// includeSpamTrash), messages.get (format=raw or minimal) and history.list
+// with paging (messageAdded, messageDeleted, labelAdded and labelRemoved
+// records, filtered by historyTypes), Bearer-token checks, a per-window
+// quota that answers 403 userRateLimitExceeded like Google does, injected
+// 429/5xx faults and expired history (404). It speaks the real wire format
+// by marshalling the gmail/v1 types, so it is driven by the real client
 // library. Safe for concurrent use.
 package gmailfake
 

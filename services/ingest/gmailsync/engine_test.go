@@ -270,7 +270,8 @@ func TestFullSyncAfterExpiredHistoryMirrorsDeletionsAndTrash(t *testing.T) {
 	if h.sink.last().HistoryID != h.gm.HistoryID() {
 		t.Error("an unchecked message kept the cursor from turning incremental")
 	}
-	// The next full sync checks the one left unchecked, and only it.
+	// The next full sync checks again the one left unchecked (and, still
+	// unlisted, the trashed one) and marks neither deleted.
 	h.gm.FailMessage(flaky, gmailfake.Fault{})
 	gets := h.gm.Gets(flaky)
 	h.gm.Add(mail(10), "INBOX")
