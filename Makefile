@@ -40,8 +40,8 @@ bench: deps ## print benchmark figures (BENCH <name> <value> <unit>)
 loadtest: deps ## run the load tests and print their figures
 	@if ls tools/loadtest/*/ >/dev/null 2>&1; then for d in tools/loadtest/*/; do $(GO) run ./$$d || exit 1; done; else echo "no load tests yet"; fi
 
-eval: deps ## classify the labeled email sets (tuning, held-out and blind sets) and print precision/recall/accuracy per backend
-	$(GO) run ./tools/eval
+eval: deps ## run every evaluation in tools/eval/*/ (tuning and blind sets scored separately) and print its figures
+	@for d in tools/eval/*/; do $(GO) run ./$$d $(EVAL_FLAGS) || exit 1; done
 
 vet: ## go vet
 	$(GO) vet ./...

@@ -1,4 +1,4 @@
-// Command eval classifies the labeled email sets with each available backend
+// Command eval (tools/eval/classifier) classifies the labeled email sets with each available backend
 // and prints precision, recall and accuracy as BENCH lines: the local backend
 // on the tuning set and the held-out set (both development data) and,
 // separately, on the blind set (written before development, scored once).
