@@ -25,9 +25,10 @@ const GmailReadonlyScope = "https://www.googleapis.com/auth/gmail.readonly"
 // again. Syncing cannot recover on its own.
 var ErrReconnectNeeded = errors.New("oauth grant revoked or expired: reconnect needed")
 
-// ErrNoRefreshToken means Google returned no refresh token (the account had
-// already granted access without prompt=consent), so offline sync is impossible.
-var ErrNoRefreshToken = errors.New("google returned no refresh token")
+// ErrNoRefreshToken means the provider returned no refresh token (Google:
+// the account had already granted access without prompt=consent; Microsoft:
+// offline_access was not granted), so offline sync is impossible.
+var ErrNoRefreshToken = errors.New("the provider returned no refresh token")
 
 // Config is the OAuth client configuration (OWNYOU_GOOGLE_CLIENT_ID,
 // OWNYOU_GOOGLE_CLIENT_SECRET, and the gateway's callback URL).
@@ -72,10 +73,18 @@ func (c Config) AuthCodeURL(state, verifier string) string {
 // Exchange trades an authorization code for a token that must carry a
 // refresh token. httpClient may be nil.
 func (c Config) Exchange(ctx context.Context, httpClient *http.Client, code, verifier string) (*oauth2.Token, error) {
+	return ExchangeOffline(ctx, httpClient, c.OAuth2(), code, verifier)
+}
+
+// ExchangeOffline trades an authorization code (with its PKCE verifier) for
+// a token at any provider's oc, and fails with ErrNoRefreshToken unless the
+// token carries a refresh token, which offline sync needs. httpClient may be
+// nil.
+func ExchangeOffline(ctx context.Context, httpClient *http.Client, oc *oauth2.Config, code, verifier string) (*oauth2.Token, error) {
 	if httpClient != nil {
 		ctx = context.WithValue(ctx, oauth2.HTTPClient, httpClient)
 	}
-	tok, err := c.OAuth2().Exchange(ctx, code, oauth2.VerifierOption(verifier))
+	tok, err := oc.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 	if err != nil {
 		return nil, fmt.Errorf("exchange code: %w", classify(err))
 	}
@@ -187,7 +196,10 @@ func classify(err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
 		switch re.ErrorCode {
-		case "invalid_grant", "unauthorized_client", "invalid_client":
+		case "invalid_grant", "unauthorized_client", "invalid_client",
+			// Microsoft identity platform: the user must sign in again
+			// (password change, MFA or consent policy, admin revocation).
+			"interaction_required", "consent_required":
 			return fmt.Errorf("%w: %s", ErrReconnectNeeded, re.ErrorDescription)
 		}
 	}

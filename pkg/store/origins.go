@@ -84,3 +84,21 @@ func (db *DB) UnlistedOrigins(ctx context.Context, sourceID string, sync int64) 
 	}
 	return ids, nil
 }
+
+// StoredOrigins returns which of externalIDs source sourceID has stored
+// (deleted at the source or not), so a resync need not fetch them again.
+func (db *DB) StoredOrigins(ctx context.Context, sourceID string, externalIDs []string) ([]string, error) {
+	if len(externalIDs) == 0 {
+		return nil, nil
+	}
+	rows, err := db.Pool.Query(ctx, `
+		SELECT external_id FROM email_origins WHERE source_id = $1 AND external_id = ANY($2)`, sourceID, externalIDs)
+	if err != nil {
+		return nil, fmt.Errorf("stored origins: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("stored origins: %w", err)
+	}
+	return ids, nil
+}

@@ -15,7 +15,10 @@ import (
 const (
 	SourceGmail = "gmail"
 	SourceIMAP  = "imap"
-	SourceFile  = "file"
+	// SourceOutlook is an Outlook.com or Microsoft 365 mailbox read through
+	// Microsoft Graph.
+	SourceOutlook = "outlook"
+	SourceFile    = "file"
 )
 
 // Source statuses. A source in SourceSyncing always has a live run that

@@ -100,27 +100,27 @@ func (p *publisher) PublishIngested(ctx context.Context, e *intake.Email) error 
 	return nil
 }
 
-// Relabeled mirrors a Gmail label change onto the stored email (a no-op
-// for a message never stored).
-func (g *gmailSink) Relabeled(ctx context.Context, id string, labels []string) error {
+// Relabeled mirrors a label (Gmail) or folder (Outlook) change onto the
+// stored email (a no-op for a message never stored).
+func (g *sourceSink) Relabeled(ctx context.Context, id string, labels []string) error {
 	_, err := g.s.db.SetOriginLabels(ctx, g.r.claim.Source.ID, id, labels)
 	return err
 }
 
-// Deleted marks a message deleted in Gmail; the stored email is kept and
-// shows when it was deleted at its source.
-func (g *gmailSink) Deleted(ctx context.Context, id string) error {
+// Deleted marks a message deleted at its source; the stored email is kept
+// and shows when it was deleted there.
+func (g *sourceSink) Deleted(ctx context.Context, id string) error {
 	_, err := g.s.db.MarkOriginDeleted(ctx, g.r.claim.Source.ID, id)
 	return err
 }
 
 // Listed stamps the stored messages a full sync listed.
-func (g *gmailSink) Listed(ctx context.Context, sync uint64, ids []string) error {
+func (g *sourceSink) Listed(ctx context.Context, sync uint64, ids []string) error {
 	return g.s.db.MarkOriginsListed(ctx, g.r.claim.Source.ID, int64(sync), ids)
 }
 
 // Unlisted returns the stored messages a full sync has not listed.
-func (g *gmailSink) Unlisted(ctx context.Context, sync uint64) ([]string, error) {
+func (g *sourceSink) Unlisted(ctx context.Context, sync uint64) ([]string, error) {
 	return g.s.db.UnlistedOrigins(ctx, g.r.claim.Source.ID, int64(sync))
 }
 

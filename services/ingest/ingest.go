@@ -1,5 +1,5 @@
-// Package ingest is the ingest service: it keeps Gmail and IMAP sources in
-// sync on a schedule (with heartbeats, stale-run detection and retries),
+// Package ingest is the ingest service: it keeps Gmail, Outlook and IMAP
+// sources in sync on a schedule (with heartbeats, stale-run detection and retries),
 // imports uploaded mbox/.eml/zip files from the imports bucket, and turns
 // every new email into a stored row and one emails.ingested event
 // (Msg-Id emails.ingested:<email id>), so importing a mail twice is a no-op.
@@ -47,6 +47,16 @@ type Config struct {
 	GmailQuotaPerMin   int           `env:"OWNYOU_GMAIL_QUOTA_PER_MINUTE" envDefault:"12000" help:"Gmail quota units per minute this process may use (Google allows 15000)"`
 	GmailMaxAttempts   int           `env:"OWNYOU_GMAIL_MAX_ATTEMPTS" envDefault:"8" help:"tries per Gmail call before a message is recorded as failed"`
 	GmailBackoffMax    time.Duration `env:"OWNYOU_GMAIL_BACKOFF_MAX" envDefault:"64s" help:"longest wait between Gmail retries"`
+
+	MicrosoftClientID     string        `env:"OWNYOU_MICROSOFT_CLIENT_ID" help:"application (client) id of the Microsoft Entra app registration for Outlook; optional: empty = Outlook sources cannot sync"`
+	MicrosoftClientSecret string        `env:"OWNYOU_MICROSOFT_CLIENT_SECRET" secret:"true" help:"client secret of that app registration (a Web platform registration needs one; a public client has none)"`
+	MicrosoftAuthority    string        `env:"OWNYOU_MICROSOFT_AUTHORITY" envDefault:"https://login.microsoftonline.com/common" help:"Microsoft identity platform authority; common = personal and work or school accounts"`
+	MicrosoftTokenURL     string        `env:"OWNYOU_MICROSOFT_TOKEN_URL" help:"override of the authority's token endpoint (tests)"`
+	GraphEndpoint         string        `env:"OWNYOU_GRAPH_ENDPOINT" help:"override of the Microsoft Graph root, default https://graph.microsoft.com/v1.0 (tests)"`
+	GraphConcurrency      int           `env:"OWNYOU_GRAPH_CONCURRENCY" envDefault:"4" help:"Graph requests in flight per Outlook mailbox (Exchange allows 4)"`
+	GraphRate             float64       `env:"OWNYOU_GRAPH_REQUESTS_PER_SECOND" envDefault:"15" help:"Graph requests per second per Outlook mailbox (Exchange allows 10,000 per 10 minutes)"`
+	GraphMaxAttempts      int           `env:"OWNYOU_GRAPH_MAX_ATTEMPTS" envDefault:"8" help:"tries per Graph request before a message is recorded as failed"`
+	GraphBackoffMax       time.Duration `env:"OWNYOU_GRAPH_BACKOFF_MAX" envDefault:"64s" help:"longest wait between Graph retries (a longer Retry-After is capped to it)"`
 }
 
 // Service runs syncs and imports. It is safe for concurrent use.
@@ -140,7 +150,7 @@ func (s *Service) schedule(ctx context.Context) {
 		if !free || ctx.Err() != nil {
 			return
 		}
-		claim, err := s.db.ClaimDueSource(ctx, newRunID(), []string{store.SourceGmail, store.SourceIMAP})
+		claim, err := s.db.ClaimDueSource(ctx, newRunID(), []string{store.SourceGmail, store.SourceIMAP, store.SourceOutlook})
 		if errors.Is(err, store.ErrNotFound) {
 			return
 		}

@@ -104,6 +104,8 @@ func (s *Service) runSource(ctx context.Context, claim store.Claim) {
 		err = s.syncGmail(ctx, r)
 	case store.SourceIMAP:
 		err = s.syncIMAP(ctx, r)
+	case store.SourceOutlook:
+		err = s.syncOutlook(ctx, r)
 	default:
 		err = fmt.Errorf("unknown source kind %q", src.Kind)
 	}
@@ -144,6 +146,8 @@ func reconnectMessage(kind string, err error) string {
 	switch kind {
 	case store.SourceGmail:
 		return "Google access was revoked or has expired: reconnect the account (" + err.Error() + ")"
+	case store.SourceOutlook:
+		return "Microsoft access was revoked or has expired: reconnect the account (" + err.Error() + ")"
 	default:
 		return "The mail server rejected the credentials: update the password or reconnect (" + err.Error() + ")"
 	}
@@ -204,7 +208,7 @@ func (s *Service) syncGmail(ctx context.Context, r *run) error {
 			cur = gmailsync.Cursor{}
 		}
 	}
-	eng, err := gmailsync.New(ctx, client, s.cfg.GmailEndpoint, s.gmail, &gmailSink{s: s, r: r}, s.log.With("source", src.ID))
+	eng, err := gmailsync.New(ctx, client, s.cfg.GmailEndpoint, s.gmail, &gmailSink{sourceSink{s: s, r: r}}, s.log.With("source", src.ID))
 	if err != nil {
 		return err
 	}
@@ -213,11 +217,16 @@ func (s *Service) syncGmail(ctx context.Context, r *run) error {
 	return err
 }
 
-// gmailSink adapts the store and intake to gmailsync.Sink.
-type gmailSink struct {
+// sourceSink is what the Gmail and Outlook sinks share: recorded
+// failures, label and deletion mirroring, full-sync stamps, all keyed by
+// the source's external message ids.
+type sourceSink struct {
 	s *Service
 	r *run
 }
+
+// gmailSink adapts the store and intake to gmailsync.Sink.
+type gmailSink struct{ sourceSink }
 
 func (g *gmailSink) Deliver(ctx context.Context, f *gmailsync.Fetched) error {
 	src := g.r.claim.Source
@@ -232,15 +241,25 @@ func (g *gmailSink) Failed(ctx context.Context, id string, err error) error {
 	return g.s.db.RecordSourceFailure(ctx, g.r.claim.Source.ID, id, err.Error(), false)
 }
 
-func (g *gmailSink) Retries(ctx context.Context) ([]string, error) {
+func (g *sourceSink) Retries(ctx context.Context) ([]string, error) {
 	return g.s.db.DueSourceFailures(ctx, g.r.claim.Source.ID, "", 500)
 }
 
-func (g *gmailSink) Recovered(ctx context.Context, id string) error {
+func (g *sourceSink) Recovered(ctx context.Context, id string) error {
 	return g.s.db.ClearSourceFailure(ctx, g.r.claim.Source.ID, id)
 }
 
 func (g *gmailSink) SaveCursor(ctx context.Context, c gmailsync.Cursor) error {
+	return g.saveCursor(ctx, c)
+}
+
+func (g *gmailSink) Progress(ctx context.Context, st gmailsync.Stats) error {
+	return g.progress(ctx, st)
+}
+
+// saveCursor stores the run's cursor, fenced by the run: a run that lost
+// its claim is cancelled instead.
+func (g *sourceSink) saveCursor(ctx context.Context, c any) error {
 	err := g.s.db.SaveSourceCursor(ctx, g.r.claim.Source.ID, g.r.claim.RunID, c)
 	if errors.Is(err, store.ErrRunSuperseded) {
 		g.r.cancel(err)
@@ -248,7 +267,8 @@ func (g *gmailSink) SaveCursor(ctx context.Context, c gmailsync.Cursor) error {
 	return err
 }
 
-func (g *gmailSink) Progress(ctx context.Context, st gmailsync.Stats) error {
+// progress records the run's totals and heartbeats.
+func (g *sourceSink) progress(ctx context.Context, st any) error {
 	g.r.setStats(st)
 	return g.r.heartbeat(ctx)
 }

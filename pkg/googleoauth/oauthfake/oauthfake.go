@@ -1,4 +1,5 @@
-// Package oauthfake is a fake Google OAuth 2.0 server for tests: an
+// Package oauthfake is a fake OAuth 2.0 server (Google's, or with
+// RotateRefresh the Microsoft identity platform's behaviour) for tests: an
 // authorization endpoint that redirects straight back with a code, and a
 // token endpoint that speaks RFC 6749 JSON (authorization_code with PKCE,
 // refresh_token, invalid_grant for revoked grants). Safe for concurrent use.
@@ -28,6 +29,13 @@ type Server struct {
 	n         int
 	TTL       time.Duration // access token lifetime (default 1h)
 	Refreshes int           // refresh_token grants served
+	// RotateRefresh makes every refresh_token grant return a new refresh
+	// token too, as the Microsoft identity platform does (the old one stays
+	// valid until revoked).
+	RotateRefresh bool
+	// Scope is the granted scope the token endpoint reports (default
+	// Gmail's read-only scope).
+	Scope string
 }
 
 // New starts a fake OAuth server for one client id/secret.
@@ -149,6 +157,11 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.Refreshes++
+		if s.RotateRefresh {
+			s.n++
+			refresh = fmt.Sprintf("refresh-%d", s.n)
+			s.refresh[refresh] = true
+		}
 	default:
 		oauthError(w, 400, "unsupported_grant_type", "")
 		return
@@ -156,10 +169,17 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.n++
 	access := fmt.Sprintf("access-%d", s.n)
 	s.access[access] = time.Now().Add(s.TTL)
-	resp := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": int(s.TTL.Seconds()), "scope": "https://www.googleapis.com/auth/gmail.readonly"}
+	resp := map[string]any{"access_token": access, "token_type": "Bearer", "expires_in": int(s.TTL.Seconds()), "scope": s.scope()}
 	if refresh != "" {
 		resp["refresh_token"] = refresh
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(resp)
+}
+
+func (s *Server) scope() string {
+	if s.Scope != "" {
+		return s.Scope
+	}
+	return "https://www.googleapis.com/auth/gmail.readonly"
 }
