@@ -71,7 +71,7 @@ func artifactsDir(t *testing.T) string {
 // feed, search, the mail reader (with an attack mail that must stay inert),
 // and every other screen, saving a screenshot of each.
 func TestBrowserUI(t *testing.T) {
-	bin := chromium(t)
+	chromium(t) // skips early where there is no browser
 	baseURL, db := startStack(t)
 	shots := artifactsDir(t)
 	t.Logf("screenshots in %s", shots)
@@ -90,48 +90,8 @@ func TestBrowserUI(t *testing.T) {
 	}
 	total := len(msgs) + 1
 
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(bin), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 8*time.Minute)
-	defer cancelT()
-	// Start the browser on the test's context: the first Run ties the
-	// browser's life to the context it is given, and steps run on shorter ones.
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-
-	shot := func(name string) chromedp.Action {
-		return chromedp.ActionFunc(func(ctx context.Context) error {
-			var buf []byte
-			if err := chromedp.FullScreenshot(&buf, 100).Do(ctx); err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(shots, name+".png"), buf, 0o644)
-		})
-	}
-	// Each step has its own deadline, so a step that hangs is named as the
-	// one that failed, with the page it was on and a screenshot of it.
-	step := func(name string, actions ...chromedp.Action) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		defer cancel()
-		if err := chromedp.Run(sctx, actions...); err != nil {
-			var loc string
-			_ = chromedp.Run(ctx, chromedp.Location(&loc), shot("failed-"+name))
-			t.Fatalf("%s (at %s): %v", name, loc, err)
-		}
-	}
-	waitJS := func(expr string) chromedp.Action {
-		return chromedp.Poll(expr, nil, chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(90*time.Second))
-	}
+	b := newBrowser(t, shots)
+	step, waitJS, shot := b.step, b.waitJS, b.shot
 
 	step("setup",
 		chromedp.Navigate(baseURL),

@@ -111,6 +111,16 @@ func fill(s string, i int) string {
 	return s
 }
 
+// Raw is the message as RFC 5322 text (LF line ends), as a mail server
+// would hand it out.
+func (m Message) Raw() []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "Message-ID: %s\nFrom: %s\nTo: %s\nSubject: %s\nDate: %s\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n",
+		m.MessageID, m.From, m.To, m.Subject, m.Date.Format(time.RFC1123Z))
+	b.WriteString(m.Body)
+	return b.Bytes()
+}
+
 // WriteMbox writes msgs as an mboxrd file (body lines starting with "From "
 // are escaped).
 func WriteMbox(w io.Writer, msgs []Message) error {
@@ -118,9 +128,10 @@ func WriteMbox(w io.Writer, msgs []Message) error {
 	for _, m := range msgs {
 		b.Reset()
 		fmt.Fprintf(&b, "From %s %s\n", m.From, m.Date.Format("Mon Jan _2 15:04:05 2006"))
-		fmt.Fprintf(&b, "Message-ID: %s\nFrom: %s\nTo: %s\nSubject: %s\nDate: %s\nMIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n\n",
-			m.MessageID, m.From, m.To, m.Subject, m.Date.Format(time.RFC1123Z))
-		for _, line := range bytes.SplitAfter([]byte(m.Body), []byte("\n")) {
+		raw := m.Raw()
+		head := bytes.Index(raw, []byte("\n\n")) + 2
+		b.Write(raw[:head])
+		for _, line := range bytes.SplitAfter(raw[head:], []byte("\n")) {
 			if bytes.HasPrefix(bytes.TrimLeft(line, ">"), []byte("From ")) {
 				b.WriteByte('>')
 			}

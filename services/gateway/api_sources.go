@@ -17,6 +17,7 @@ import (
 	"google.golang.org/api/option"
 
 	"github.com/ownyou/home/pkg/googleoauth"
+	"github.com/ownyou/home/pkg/msgraph"
 	"github.com/ownyou/home/pkg/secretbox"
 	"github.com/ownyou/home/pkg/store"
 )
@@ -33,6 +34,13 @@ type SourcesConfig struct {
 	GoogleTokenURL     string `env:"OWNYOU_GOOGLE_TOKEN_URL" help:"override of Google's OAuth token endpoint (tests)"`
 	GmailEndpoint      string `env:"OWNYOU_GMAIL_ENDPOINT" help:"override of the Gmail API root (tests)"`
 	UIRedirect         string `env:"OWNYOU_OAUTH_DONE_PATH" envDefault:"/#/sources" help:"where the browser lands after connecting an account"`
+
+	MicrosoftClientID     string `env:"OWNYOU_MICROSOFT_CLIENT_ID" help:"application (client) id of the Microsoft Entra app registration for Outlook; optional: empty = Outlook cannot be connected"`
+	MicrosoftClientSecret string `env:"OWNYOU_MICROSOFT_CLIENT_SECRET" secret:"true" help:"client secret of that app registration (a Web platform registration needs one; a public client has none)"`
+	MicrosoftAuthority    string `env:"OWNYOU_MICROSOFT_AUTHORITY" envDefault:"https://login.microsoftonline.com/common" help:"Microsoft identity platform authority; common = personal and work or school accounts"`
+	MicrosoftAuthURL      string `env:"OWNYOU_MICROSOFT_AUTH_URL" help:"override of the authority's sign-in endpoint (tests)"`
+	MicrosoftTokenURL     string `env:"OWNYOU_MICROSOFT_TOKEN_URL" help:"override of the authority's token endpoint (tests)"`
+	GraphEndpoint         string `env:"OWNYOU_GRAPH_ENDPOINT" help:"override of the Microsoft Graph root, default https://graph.microsoft.com/v1.0 (tests)"`
 }
 
 // sourcesAPI serves /api/v1/sources and the Google OAuth web flow.
@@ -52,14 +60,40 @@ func (a *sourcesAPI) secretBox() (*secretbox.Box, error) {
 	return a.box, a.boxErr
 }
 
-func (a *sourcesAPI) oauthConfig() googleoauth.Config {
-	c := a.s.cfg.Sources
-	base := strings.TrimRight(c.PublicURL, "/")
+// callbackURL is the OAuth redirect URI of a provider ("google",
+// "microsoft"), which the user registers with it.
+func (a *sourcesAPI) callbackURL(provider string) string {
+	base := strings.TrimRight(a.s.cfg.Sources.PublicURL, "/")
 	if base == "" {
 		base = "http://" + a.s.Addr()
 	}
+	return base + "/api/v1/oauth/" + provider + "/callback"
+}
+
+func (a *sourcesAPI) oauthConfig() googleoauth.Config {
+	c := a.s.cfg.Sources
 	return googleoauth.Config{ClientID: c.GoogleClientID, ClientSecret: c.GoogleClientSecret,
-		RedirectURL: base + "/api/v1/oauth/google/callback", AuthURL: c.GoogleAuthURL, TokenURL: c.GoogleTokenURL}
+		RedirectURL: a.callbackURL("google"), AuthURL: c.GoogleAuthURL, TokenURL: c.GoogleTokenURL}
+}
+
+func (a *sourcesAPI) microsoftConfig() msgraph.OAuthConfig {
+	c := a.s.cfg.Sources
+	return msgraph.OAuthConfig{ClientID: c.MicrosoftClientID, ClientSecret: c.MicrosoftClientSecret, Authority: c.MicrosoftAuthority,
+		RedirectURL: a.callbackURL("microsoft"), AuthURL: c.MicrosoftAuthURL, TokenURL: c.MicrosoftTokenURL}
+}
+
+// providerInfo tells the Sources screen whether an OAuth provider is set up
+// and which redirect URI to register with it.
+type providerInfo struct {
+	Configured  bool   `json:"configured"`
+	RedirectURI string `json:"redirect_uri"`
+}
+
+// sourcesList is the reply of GET /api/v1/sources.
+type sourcesList struct {
+	Sources []store.Source `json:"sources"`
+	Gmail   providerInfo   `json:"gmail"`
+	Outlook providerInfo   `json:"outlook"`
 }
 
 // sourceView is a source as the API shows it, with its recent failures.
@@ -74,7 +108,9 @@ func (a *sourcesAPI) list(w http.ResponseWriter, r *http.Request) {
 		a.s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"sources": ss})
+	writeJSON(w, http.StatusOK, sourcesList{Sources: ss,
+		Gmail:   providerInfo{Configured: a.oauthConfig().Enabled(), RedirectURI: a.callbackURL("google")},
+		Outlook: providerInfo{Configured: a.microsoftConfig().Enabled(), RedirectURI: a.callbackURL("microsoft")}})
 }
 
 func (a *sourcesAPI) get(w http.ResponseWriter, r *http.Request) {
@@ -153,9 +189,12 @@ func (a *sourcesAPI) create(w http.ResponseWriter, r *http.Request) {
 	case store.SourceGmail:
 		writeError(w, r, http.StatusBadRequest, "use_oauth", "connect Gmail in the browser through GET /api/v1/oauth/google/start")
 		return
+	case store.SourceOutlook:
+		writeError(w, r, http.StatusBadRequest, "use_oauth", "connect Outlook in the browser through GET /api/v1/oauth/microsoft/start")
+		return
 	case store.SourceIMAP:
 	default:
-		writeError(w, r, http.StatusBadRequest, "bad_kind", `kind must be "imap" (Gmail connects through /api/v1/oauth/google/start; files upload through /api/v1/imports)`)
+		writeError(w, r, http.StatusBadRequest, "bad_kind", `kind must be "imap" (Gmail and Outlook connect through /api/v1/oauth/{google,microsoft}/start; files upload through /api/v1/imports)`)
 		return
 	}
 	if req.Security == "" {
@@ -276,7 +315,8 @@ func (a *sourcesAPI) credentials(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if src.Kind != store.SourceIMAP {
-		writeError(w, r, http.StatusBadRequest, "use_oauth", "only IMAP sources take credentials here; reconnect Gmail through GET /api/v1/oauth/google/start?source_id="+src.ID)
+		provider := map[string]string{store.SourceGmail: "google", store.SourceOutlook: "microsoft"}[src.Kind]
+		writeError(w, r, http.StatusBadRequest, "use_oauth", "only IMAP sources take credentials here; reconnect through GET /api/v1/oauth/"+provider+"/start?source_id="+src.ID)
 		return
 	}
 	cred, problems := req.imapCredentials(time.Now())
@@ -365,14 +405,35 @@ func (a *sourcesAPI) googleStart(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, oc.AuthCodeURL(state, verifier), http.StatusFound)
 }
 
-// googleCallback finishes the flow: exchanges the code, learns the account's
-// address from Gmail, stores the token encrypted on a new or existing source
-// (which becomes due for a sync now) and sends the browser back to the UI.
+// googleCallback finishes Google's flow: the account's address comes from
+// Gmail's profile.
 func (a *sourcesAPI) googleCallback(w http.ResponseWriter, r *http.Request) {
+	oc := a.oauthConfig()
+	a.finishOAuth(w, r, oauthProvider{name: "google", title: "Google", kind: store.SourceGmail,
+		exchange: func(ctx context.Context, code, verifier string) (*oauth2.Token, error) {
+			return oc.Exchange(ctx, nil, code, verifier)
+		},
+		account: func(ctx context.Context, tok *oauth2.Token) (string, error) { return a.gmailAccount(ctx, oc, tok) },
+	})
+}
+
+// oauthProvider is what finishing a provider's web flow needs to know.
+type oauthProvider struct {
+	name, title, kind string // "google", "Google", store.SourceGmail
+	exchange          func(ctx context.Context, code, verifier string) (*oauth2.Token, error)
+	account           func(ctx context.Context, tok *oauth2.Token) (string, error)
+}
+
+// finishOAuth ends a provider's web flow at its callback: checks the
+// one-time state (issued for this provider), exchanges the code (PKCE),
+// learns the account's address, stores the token encrypted on a new or
+// reconnected source (due for a sync now) and sends the browser back to the
+// UI, with the reason when something failed.
+func (a *sourcesAPI) finishOAuth(w http.ResponseWriter, r *http.Request, p oauthProvider) {
 	ctx := r.Context()
 	q := r.URL.Query()
-	_, verifier, reconnectID, err := a.s.db.TakeOAuthState(ctx, q.Get("state"))
-	if errors.Is(err, store.ErrNotFound) {
+	provider, verifier, reconnectID, err := a.s.db.TakeOAuthState(ctx, q.Get("state"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && provider != p.name) {
 		writeError(w, r, http.StatusBadRequest, "bad_state", "this sign-in link expired or was already used; start again")
 		return
 	}
@@ -381,23 +442,29 @@ func (a *sourcesAPI) googleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		a.doneRedirect(w, r, "", "Google sign-in was not completed: "+e)
+		msg := p.title + " sign-in was not completed: " + e
+		if d := q.Get("error_description"); d != "" {
+			msg += " (" + d + ")"
+		}
+		a.doneRedirect(w, r, "", msg)
 		return
 	}
-	oc := a.oauthConfig()
-	tok, err := oc.Exchange(ctx, nil, q.Get("code"), verifier)
+	tok, err := p.exchange(ctx, q.Get("code"), verifier)
 	if err != nil {
-		a.s.log.WarnContext(ctx, "google code exchange failed", "err", err)
-		a.doneRedirect(w, r, "", "Google sign-in failed: "+err.Error())
+		a.s.log.WarnContext(ctx, "oauth code exchange failed", "provider", p.name, "err", err)
+		a.doneRedirect(w, r, "", p.title+" sign-in failed: "+err.Error())
 		return
 	}
-	account, err := a.gmailAccount(ctx, oc, tok)
+	account, err := p.account(ctx, tok)
+	if err == nil && account == "" {
+		err = errors.New("the account has no mail address")
+	}
 	if err != nil {
-		a.s.log.WarnContext(ctx, "gmail profile failed", "err", err)
-		a.doneRedirect(w, r, "", "could not read the Gmail account: "+err.Error())
+		a.s.log.WarnContext(ctx, "reading the account failed", "provider", p.name, "err", err)
+		a.doneRedirect(w, r, "", "could not read the "+p.title+" account: "+err.Error())
 		return
 	}
-	id, err := a.saveGoogleSource(ctx, reconnectID, account, tok)
+	id, err := a.saveOAuthSource(ctx, p.kind, reconnectID, account, tok)
 	if err != nil {
 		a.s.fail(w, r, err)
 		return
@@ -421,7 +488,10 @@ func (a *sourcesAPI) gmailAccount(ctx context.Context, oc googleoauth.Config, to
 	return strings.ToLower(p.EmailAddress), nil
 }
 
-func (a *sourcesAPI) saveGoogleSource(ctx context.Context, reconnectID, account string, tok *oauth2.Token) (string, error) {
+// saveOAuthSource stores tok, encrypted, on the source of kind for account
+// — the one being reconnected, or a new one — which becomes due for a sync
+// now, and returns its id.
+func (a *sourcesAPI) saveOAuthSource(ctx context.Context, kind, reconnectID, account string, tok *oauth2.Token) (string, error) {
 	box, err := a.secretBox()
 	if err != nil {
 		return "", err
@@ -430,7 +500,7 @@ func (a *sourcesAPI) saveGoogleSource(ctx context.Context, reconnectID, account 
 	if err != nil {
 		return "", fmt.Errorf("encode token: %w", err)
 	}
-	existing, err := a.s.db.FindSource(ctx, store.SourceGmail, account)
+	existing, err := a.s.db.FindSource(ctx, kind, account)
 	switch {
 	case err == nil:
 		if reconnectID != "" && reconnectID != existing.ID {
@@ -447,7 +517,7 @@ func (a *sourcesAPI) saveGoogleSource(ctx context.Context, reconnectID, account 
 		if err != nil {
 			return "", err
 		}
-		_, err = a.s.db.CreateSource(ctx, store.Source{ID: id, Kind: store.SourceGmail, Account: account, Name: account}, sealed)
+		_, err = a.s.db.CreateSource(ctx, store.Source{ID: id, Kind: kind, Account: account, Name: account}, sealed)
 		return id, err
 	default:
 		return "", err
@@ -469,4 +539,42 @@ func (a *sourcesAPI) doneRedirect(w http.ResponseWriter, r *http.Request, source
 		target += "?" + v.Encode()
 	}
 	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// microsoftStart begins the Microsoft identity platform's sign-in
+// (?source_id= reconnects an existing source): PKCE, a one-time state, and
+// the account picker.
+func (a *sourcesAPI) microsoftStart(w http.ResponseWriter, r *http.Request) {
+	oc := a.microsoftConfig()
+	if !oc.Enabled() {
+		writeError(w, r, http.StatusServiceUnavailable, "microsoft_not_configured",
+			"Outlook is not configured: register an app in the Microsoft Entra admin center (Accounts in any organizational directory and personal Microsoft accounts; platform Web; redirect URI "+
+				oc.RedirectURL+"), then set OWNYOU_MICROSOFT_CLIENT_ID and OWNYOU_MICROSOFT_CLIENT_SECRET for the gateway and the ingest service")
+		return
+	}
+	state, verifier := newID("st"), oauth2.GenerateVerifier()
+	if err := a.s.db.SaveOAuthState(r.Context(), state, "microsoft", verifier, r.URL.Query().Get("source_id"), 15*time.Minute); err != nil {
+		a.s.fail(w, r, err)
+		return
+	}
+	http.Redirect(w, r, oc.AuthCodeURL(state, verifier), http.StatusFound)
+}
+
+// microsoftCallback finishes the Microsoft identity platform's flow: the
+// account's address comes from Graph's /me.
+func (a *sourcesAPI) microsoftCallback(w http.ResponseWriter, r *http.Request) {
+	oc := a.microsoftConfig()
+	a.finishOAuth(w, r, oauthProvider{name: "microsoft", title: "Microsoft", kind: store.SourceOutlook,
+		exchange: func(ctx context.Context, code, verifier string) (*oauth2.Token, error) {
+			return oc.Exchange(ctx, nil, code, verifier)
+		},
+		account: func(ctx context.Context, tok *oauth2.Token) (string, error) {
+			gc, err := msgraph.New(oc.OAuth2().Client(ctx, tok), msgraph.Options{Endpoint: a.s.cfg.Sources.GraphEndpoint, MaxAttempts: 3}, a.s.log)
+			if err != nil {
+				return "", err
+			}
+			me, err := gc.Me(ctx)
+			return me.Address(), err
+		},
+	})
 }

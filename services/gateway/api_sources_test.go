@@ -33,6 +33,12 @@ type srcEnv struct {
 
 func newSrcEnv(t *testing.T, withGoogle bool) *srcEnv {
 	t.Helper()
+	return newSrcEnvWith(t, withGoogle, func(*SourcesConfig) {})
+}
+
+// newSrcEnvWith is newSrcEnv with the sources config adjusted by set.
+func newSrcEnvWith(t *testing.T, withGoogle bool, set func(*SourcesConfig)) *srcEnv {
+	t.Helper()
 	e := &srcEnv{t: t, db: testkit.DB(t)}
 	e.cfg = Config{HTTPAddr: "127.0.0.1:0", AdminToken: testAdminToken}
 	e.cfg.DataDir = t.TempDir()
@@ -45,6 +51,7 @@ func newSrcEnv(t *testing.T, withGoogle bool) *srcEnv {
 		e.cfg.Sources = SourcesConfig{GoogleClientID: "cid", GoogleClientSecret: "csecret", GoogleAuthURL: e.oauth.AuthURL(),
 			GoogleTokenURL: e.oauth.TokenURL(), GmailEndpoint: e.gm.Endpoint(), UIRedirect: "/#/sources"}
 	}
+	set(&e.cfg.Sources)
 	// The handler is served by httptest; PublicURL must point at it, so
 	// build the server in two steps.
 	var h http.Handler
@@ -83,17 +90,24 @@ func (e *srcEnv) do(method, path, body string) (*http.Response, map[string]any) 
 // the final redirect target.
 func (e *srcEnv) connectGoogle(query string) *url.URL {
 	e.t.Helper()
-	resp, body := e.do("GET", "/api/v1/oauth/google/start"+query, "")
+	return e.connect("google", query)
+}
+
+// connect runs the browser's side of a provider's OAuth web flow against a
+// fake that consents at once, and returns the final redirect target.
+func (e *srcEnv) connect(provider, query string) *url.URL {
+	e.t.Helper()
+	resp, body := e.do("GET", "/api/v1/oauth/"+provider+"/start"+query, "")
 	if resp.StatusCode != http.StatusFound {
 		e.t.Fatalf("start: %d %v", resp.StatusCode, body)
 	}
-	consent, err := noFollow.Get(resp.Header.Get("Location")) // Google consents at once
+	consent, err := noFollow.Get(resp.Header.Get("Location")) // the fake consents at once
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	consent.Body.Close()
 	cb, _ := url.Parse(consent.Header.Get("Location"))
-	if !strings.HasPrefix(cb.String(), e.http.URL+"/api/v1/oauth/google/callback") {
+	if !strings.HasPrefix(cb.String(), e.http.URL+"/api/v1/oauth/"+provider+"/callback") {
 		e.t.Fatalf("redirected to %s, want our callback", cb)
 	}
 	resp, body = e.do("GET", cb.RequestURI(), "")

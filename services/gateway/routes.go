@@ -46,6 +46,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("POST /api/v1/sources/{id}/credentials", src.credentials)
 	mux.HandleFunc("GET /api/v1/oauth/google/start", src.googleStart)
 	mux.HandleFunc("GET /api/v1/oauth/google/callback", src.googleCallback)
+	mux.HandleFunc("GET /api/v1/oauth/microsoft/start", src.microsoftStart)
+	mux.HandleFunc("GET /api/v1/oauth/microsoft/callback", src.microsoftCallback)
 	mux.HandleFunc("GET /api/v1/profile", s.getProfile)
 	mux.HandleFunc("POST /api/v1/profile/{taxonomy}/{id}/dispute", s.disputeCategory)
 	mux.HandleFunc("GET /api/v1/missions", s.listMissions)

@@ -164,15 +164,22 @@ func gmailEnv(t *testing.T, n int) (*env, *gmailfake.Server, *oauthfake.Server, 
 	cfg.GoogleClientID, cfg.GoogleClientSecret, cfg.GoogleTokenURL, cfg.GmailEndpoint = "cid", "csecret", of.TokenURL(), gm.Endpoint()
 	e := newEnv(t, cfg)
 	rt := of.IssueRefreshToken()
-	tok, _ := json.Marshal(&oauth2.Token{RefreshToken: rt, TokenType: "Bearer"})
-	sealed, err := e.svc.SealSecret("gm1", tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.db.CreateSource(context.Background(), store.Source{ID: "gm1", Kind: store.SourceGmail, Account: "user@example.com"}, sealed); err != nil {
-		t.Fatal(err)
-	}
+	e.addOAuthSource("gm1", store.SourceGmail, "user@example.com", rt)
 	return e, gm, of, rt
+}
+
+// addOAuthSource connects a Gmail or Outlook source whose sealed secret is
+// an OAuth token with refreshToken, as the gateway's OAuth flow stores it.
+func (e *env) addOAuthSource(id, kind, account, refreshToken string) {
+	e.t.Helper()
+	tok, _ := json.Marshal(&oauth2.Token{RefreshToken: refreshToken, TokenType: "Bearer"})
+	sealed, err := e.svc.SealSecret(id, tok)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, err := e.db.CreateSource(context.Background(), store.Source{ID: id, Kind: kind, Account: account}, sealed); err != nil {
+		e.t.Fatal(err)
+	}
 }
 
 func (e *env) waitSynced(id string, after time.Time) store.Source {

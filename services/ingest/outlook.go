@@ -35,19 +35,7 @@ func (s *Service) syncOutlook(ctx context.Context, r *run) error {
 	if !s.microsoftOAuth().Enabled() {
 		return errors.New("Outlook is not configured on the ingest service: set OWNYOU_MICROSOFT_CLIENT_ID (and OWNYOU_MICROSOFT_CLIENT_SECRET) as for the gateway")
 	}
-	persist := func(ctx context.Context, t *oauth2.Token) error {
-		b, err := json.Marshal(t)
-		if err != nil {
-			return err
-		}
-		sealed, err := s.SealSecret(src.ID, b)
-		if err != nil {
-			return err
-		}
-		// Fenced by the run: credentials the user replaced meanwhile win.
-		return s.db.SetRunSecret(ctx, src.ID, r.claim.RunID, sealed)
-	}
-	ts := s.microsoftOAuth().TokenSource(ctx, s.http, &tok, persist)
+	ts := s.microsoftOAuth().TokenSource(ctx, s.http, &tok, s.persistToken(r))
 	client, err := msgraph.New(oauth2.NewClient(context.WithValue(ctx, oauth2.HTTPClient, s.http), ts), msgraph.Options{
 		Endpoint: s.cfg.GraphEndpoint, Concurrency: s.cfg.GraphConcurrency, RequestsPerSecond: s.cfg.GraphRate,
 		MaxAttempts: s.cfg.GraphMaxAttempts, BackoffMax: s.cfg.GraphBackoffMax, BackoffInitial: min(s.cfg.GraphBackoffMax, time.Second),

@@ -32,14 +32,7 @@ func outlookEnv(t *testing.T) (*env, *graphfake.Server, *oauthfake.Server, strin
 	cfg.GraphConcurrency, cfg.GraphRate, cfg.GraphMaxAttempts, cfg.GraphBackoffMax = 4, 10_000, 5, 20*time.Millisecond
 	e := newEnv(t, cfg)
 	rt := of.IssueRefreshToken()
-	tok, _ := json.Marshal(&oauth2.Token{RefreshToken: rt, TokenType: "Bearer"})
-	sealed, err := e.svc.SealSecret("ol1", tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.db.CreateSource(context.Background(), store.Source{ID: "ol1", Kind: store.SourceOutlook, Account: "ada@contoso.test"}, sealed); err != nil {
-		t.Fatal(err)
-	}
+	e.addOAuthSource("ol1", store.SourceOutlook, "ada@contoso.test", rt)
 	return e, gf, of, rt
 }
 

@@ -188,18 +188,7 @@ func (s *Service) syncGmail(ctx context.Context, r *run) error {
 	if err := json.Unmarshal(pt, &tok); err != nil || tok.RefreshToken == "" {
 		return fmt.Errorf("%w: stored Google token unusable", ErrNoCredentials)
 	}
-	persist := func(ctx context.Context, t *oauth2.Token) error {
-		b, err := json.Marshal(t)
-		if err != nil {
-			return err
-		}
-		sealed, err := s.SealSecret(src.ID, b)
-		if err != nil {
-			return err
-		}
-		return s.db.SetSourceSecret(ctx, src.ID, sealed, false)
-	}
-	ts := s.googleOAuth().TokenSource(ctx, s.http, &tok, persist)
+	ts := s.googleOAuth().TokenSource(ctx, s.http, &tok, s.persistToken(r))
 	client := oauth2.NewClient(context.WithValue(ctx, oauth2.HTTPClient, s.http), ts)
 	var cur gmailsync.Cursor
 	if !r.claim.FullResync && len(src.Cursor) > 0 {
@@ -215,6 +204,23 @@ func (s *Service) syncGmail(ctx context.Context, r *run) error {
 	st, err := eng.Sync(ctx, cur)
 	r.setStats(st)
 	return err
+}
+
+// persistToken stores each new OAuth token of a Gmail or Outlook source
+// (new access token, rotated refresh token) sealed, fenced by the run:
+// credentials the user replaced meanwhile (a reconnect) win.
+func (s *Service) persistToken(r *run) googleoauth.PersistFunc {
+	return func(ctx context.Context, t *oauth2.Token) error {
+		b, err := json.Marshal(t)
+		if err != nil {
+			return fmt.Errorf("encode token: %w", err)
+		}
+		sealed, err := s.SealSecret(r.claim.Source.ID, b)
+		if err != nil {
+			return err
+		}
+		return s.db.SetRunSecret(ctx, r.claim.Source.ID, r.claim.RunID, sealed)
+	}
 }
 
 // sourceSink is what the Gmail and Outlook sinks share: recorded

@@ -80,6 +80,17 @@ func (s *Server) Revoke(refreshToken string) {
 	s.access = map[string]time.Time{}
 }
 
+// RevokeAll invalidates every refresh and access token issued so far, as
+// when the user withdraws the app's access.
+func (s *Server) RevokeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k := range s.refresh {
+		s.refresh[k] = false
+	}
+	s.access = map[string]time.Time{}
+}
+
 // IssueRefreshToken creates a valid refresh token directly (skipping the web flow).
 func (s *Server) IssueRefreshToken() string {
 	s.mu.Lock()

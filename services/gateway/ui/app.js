@@ -668,8 +668,8 @@ async function viewSources(box) {
   box.append(form);
   // Connected sources
   const srcCard = h('div', { class: 'card' }, h('h2', { style: 'margin-top:0', text: 'Accounts' }));
-  let sources = null, gmailInfo = {};
-  try { const r = await api('GET', '/api/v1/sources'); sources = list(r, 'sources', 'items'); gmailInfo = r.gmail || {}; } catch (e) { if (!missing(e)) srcCard.append(h('p', { class: 'error', text: e.message })); }
+  let sources = null, gmailInfo = {}, outlookInfo = {};
+  try { const r = await api('GET', '/api/v1/sources'); sources = list(r, 'sources', 'items'); gmailInfo = r.gmail || {}; outlookInfo = r.outlook || {}; } catch (e) { if (!missing(e)) srcCard.append(h('p', { class: 'error', text: e.message })); }
   if (sources === null) srcCard.append(h('p', { class: 'muted', text: 'Connecting mail accounts is not available in this build — upload files above instead.' }));
   else if (!sources.length) srcCard.append(h('p', { class: 'muted', text: 'No accounts connected yet.' }));
   else {
@@ -689,6 +689,7 @@ async function viewSources(box) {
     if (s.status === 'reconnect_needed') {
       btn('Reconnect', async () => {
         if (s.kind === 'gmail') { location.href = '/api/v1/oauth/google/start?source_id=' + encodeURIComponent(s.id); return; }
+        if (s.kind === 'outlook') { location.href = '/api/v1/oauth/microsoft/start?source_id=' + encodeURIComponent(s.id); return; }
         reconnectIMAP(s);
       });
     }
@@ -720,6 +721,21 @@ async function viewSources(box) {
     h('p', {}, h('span', { class: 'code', id: 'redirect-uri', text: redirect })),
     h('p', { class: 'warnbox', text: 'While your OAuth consent screen is in “Testing” publishing status, Google expires refresh tokens after 7 days and you will have to reconnect. Publish the app (it can stay unverified for your own account) to avoid this.' }),
     gBtn));
+  // Outlook and Microsoft 365
+  const msRedirect = outlookInfo.redirect_uri || location.origin + '/api/v1/oauth/microsoft/callback';
+  const oBtn = h('button', { class: 'primary', id: 'connect-outlook', text: 'Connect Outlook', disabled: sources === null });
+  oBtn.onclick = () => { location.href = '/api/v1/oauth/microsoft/start'; };
+  const oSteps = h('ol', { class: 'small' },
+    h('li', { text: 'In the Microsoft Entra admin center (entra.microsoft.com), open App registrations → New registration.' }),
+    h('li', { text: 'Supported account types: “Accounts in any organizational directory and personal Microsoft accounts”, so Outlook.com and work or school mailboxes both work.' }),
+    h('li', {}, 'Redirect URI: platform “Web”, exactly ', h('span', { class: 'code', id: 'ms-redirect-uri', text: msRedirect })),
+    h('li', { text: 'Certificates & secrets → New client secret. API permissions: Microsoft Graph, delegated: Mail.Read, User.Read, offline_access (read-only; OwnYou never sends or changes mail).' }),
+    h('li', { text: 'Set OWNYOU_MICROSOFT_CLIENT_ID and OWNYOU_MICROSOFT_CLIENT_SECRET for the gateway and the ingest service, and restart.' }));
+  box.append(h('div', { class: 'card', id: 'outlook-card' }, h('h2', { style: 'margin-top:0', text: 'Outlook and Microsoft 365' }),
+    h('p', { class: 'small', text: outlookInfo.configured ? 'Sign in with your Microsoft account; OwnYou reads every mail folder and then only what changed.' : 'Not set up yet: register an app with Microsoft once, then connect with one click.' }),
+    outlookInfo.configured ? h('p', { class: 'small' }, 'Redirect URI registered with Microsoft: ', h('span', { class: 'code', text: msRedirect })) : oSteps,
+    oBtn));
+  if (!outlookInfo.configured) oBtn.disabled = true;
   // IMAP
   const f = {};
   const field = (name, label, type, extra) => h('label', {}, label, (f[name] = h('input', { name, type: type || 'text', ...extra })));

@@ -6,12 +6,10 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,9 +20,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ownyou/home/internal/benchkit"
 	"github.com/ownyou/home/pkg/app"
 	"github.com/ownyou/home/pkg/bus"
-	"github.com/ownyou/home/pkg/pgserver"
 	"github.com/ownyou/home/pkg/store"
 	"github.com/ownyou/home/services/ingest"
 	"github.com/ownyou/home/services/ingest/mailparse"
@@ -47,45 +45,12 @@ func run() error {
 	if v := os.Getenv("BENCH_INGEST_MESSAGES"); v != "" {
 		n, _ = strconv.Atoi(v)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir, err := os.MkdirTemp("", "benchingest-")
+	inf, err := benchkit.Start(ctx, "ingest", 5499)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	// Postgres runs as its own user when we are root: it must reach its dir.
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.Mkdir(filepath.Join(dir, "pg"), 0o755); err != nil {
-		return err
-	}
-
-	pg, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(dir, "pg"), Port: 5499,
-		Settings: map[string]string{"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}})
-	if err != nil {
-		return err
-	}
-	defer pg.Stop()
-	if err := pg.CreateDatabase(ctx, "bench", ""); err != nil {
-		return err
-	}
-	db, err := store.Open(ctx, store.Config{URL: pg.URL("bench"), MaxConns: 10}, log)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	ns, err := bus.StartEmbedded(filepath.Join(dir, "nats"), "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer ns.Shutdown()
-	b, err := bus.Connect(ctx, bus.Config{URL: ns.URL(), DuplicateWindow: 2 * time.Minute, Retention: time.Hour, MaxDeliver: 5,
-		AckWait: 30 * time.Second, BackoffBase: time.Second, BackoffMax: time.Minute, DrainTimeout: 10 * time.Second}, bus.Options{Log: log})
-	if err != nil {
-		return err
-	}
-	defer b.Drain()
+	defer inf.Close()
+	dir, db, b, log := inf.Dir, inf.DB, inf.Bus, inf.Log
 
 	// Upload the generated mbox into the imports bucket, streamed.
 	objs, err := b.ImportObjects(ctx)
@@ -114,8 +79,8 @@ func run() error {
 		return err
 	}
 	runtime.GC()
-	resetPeakRSS()
-	baseRSS := rssKB("VmRSS")
+	benchkit.ResetPeakRSS()
+	baseRSS := benchkit.RSSKB("VmRSS")
 
 	if p := os.Getenv("BENCH_CPUPROFILE"); p != "" {
 		f, err := os.Create(p)
@@ -127,7 +92,7 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	pgDir := filepath.Join(dir, "pg")
+	pgDir := inf.PGDir
 	cpu0, pgCPU0 := cpuTime(), pgCPUTime(pgDir)
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -153,7 +118,7 @@ func run() error {
 	}
 	el := time.Since(start)
 	cpu, pgCPU := cpuTime()-cpu0, pgCPUTime(pgDir)-pgCPU0
-	peak := rssKB("VmHWM")
+	peak := benchkit.RSSKB("VmHWM")
 	stop()
 	<-done
 	if im.Status != store.ImportDone || im.Imported != n {
@@ -239,25 +204,4 @@ func pgCPUTime(dir string) time.Duration {
 		ticks += u + st
 	}
 	return time.Duration(ticks) * time.Second / 100 // USER_HZ
-}
-
-// resetPeakRSS resets VmHWM (Linux: writing 5 to clear_refs), so the peak
-// covers the import only, not the setup.
-func resetPeakRSS() { _ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
-
-// rssKB reads a kB field of /proc/self/status.
-func rssKB(field string) int64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return n
-		}
-	}
-	return 0
 }
