@@ -36,7 +36,7 @@ type SourcesConfig struct {
 	UIRedirect         string `env:"OWNYOU_OAUTH_DONE_PATH" envDefault:"/#/sources" help:"where the browser lands after connecting an account"`
 
 	MicrosoftClientID     string `env:"OWNYOU_MICROSOFT_CLIENT_ID" help:"application (client) id of the Microsoft Entra app registration for Outlook; optional: empty = Outlook cannot be connected"`
-	MicrosoftClientSecret string `env:"OWNYOU_MICROSOFT_CLIENT_SECRET" secret:"true" help:"client secret of that app registration (a Web platform registration needs one; a public client has none)"`
+	MicrosoftClientSecret string `env:"OWNYOU_MICROSOFT_CLIENT_SECRET" secret:"true" help:"client secret of that app registration; optional: a Web platform registration needs one, a public client (loopback redirect) has none"`
 	MicrosoftAuthority    string `env:"OWNYOU_MICROSOFT_AUTHORITY" envDefault:"https://login.microsoftonline.com/common" help:"Microsoft identity platform authority; common = personal and work or school accounts"`
 	MicrosoftAuthURL      string `env:"OWNYOU_MICROSOFT_AUTH_URL" help:"override of the authority's sign-in endpoint (tests)"`
 	MicrosoftTokenURL     string `env:"OWNYOU_MICROSOFT_TOKEN_URL" help:"override of the authority's token endpoint (tests)"`

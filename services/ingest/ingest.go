@@ -49,7 +49,7 @@ type Config struct {
 	GmailBackoffMax    time.Duration `env:"OWNYOU_GMAIL_BACKOFF_MAX" envDefault:"64s" help:"longest wait between Gmail retries"`
 
 	MicrosoftClientID     string        `env:"OWNYOU_MICROSOFT_CLIENT_ID" help:"application (client) id of the Microsoft Entra app registration for Outlook; optional: empty = Outlook sources cannot sync"`
-	MicrosoftClientSecret string        `env:"OWNYOU_MICROSOFT_CLIENT_SECRET" secret:"true" help:"client secret of that app registration (a Web platform registration needs one; a public client has none)"`
+	MicrosoftClientSecret string        `env:"OWNYOU_MICROSOFT_CLIENT_SECRET" secret:"true" help:"client secret of that app registration; optional: a Web platform registration needs one, a public client (loopback redirect) has none"`
 	MicrosoftAuthority    string        `env:"OWNYOU_MICROSOFT_AUTHORITY" envDefault:"https://login.microsoftonline.com/common" help:"Microsoft identity platform authority; common = personal and work or school accounts"`
 	MicrosoftTokenURL     string        `env:"OWNYOU_MICROSOFT_TOKEN_URL" help:"override of the authority's token endpoint (tests)"`
 	GraphEndpoint         string        `env:"OWNYOU_GRAPH_ENDPOINT" help:"override of the Microsoft Graph root, default https://graph.microsoft.com/v1.0 (tests)"`
