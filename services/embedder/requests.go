@@ -49,11 +49,12 @@ func (s *Service) answer(ctx context.Context, data []byte) bus.EmbedReply {
 			return badRequest("text %d is %d bytes; at most %d", i, len(t), maxTextBytes)
 		}
 	}
-	rep := bus.EmbedReply{Model: s.emb.ModelID(), Dim: s.emb.Dim()}
+	active, _ := s.models()
+	rep := bus.EmbedReply{Model: active.ID(), Dim: active.Dim()}
 	if len(req.Texts) == 0 {
 		return rep
 	}
-	vecs, err := s.emb.TryEmbed(ctx, req.Texts)
+	vecs, err := active.TryEmbed(ctx, req.Texts)
 	switch {
 	case errors.Is(err, embed.ErrOverloaded):
 		return bus.EmbedReply{Error: &bus.EmbedError{Code: bus.EmbedErrOverloaded, Message: err.Error()}}
