@@ -32,6 +32,13 @@ func TestMain(m *testing.M) { testkit.Main(m) }
 // and an embedded JetStream, and returns the gateway's base URL.
 func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	t.Helper()
+	return startStackWith(t, nil)
+}
+
+// startStackWith is startStack with the configuration adjusted by tweak
+// (may be nil) just before the services are built.
+func startStackWith(t *testing.T, tweak func(*stack.Config)) (baseURL string, db *store.DB) {
+	t.Helper()
 	var cfg stack.Config
 	if err := config.Load(&cfg, "test", nil, io.Discard); err != nil {
 		t.Fatal(err)
@@ -61,6 +68,9 @@ func startStack(t *testing.T) (baseURL string, db *store.DB) {
 	// after its last email is classified rather than after the default 30s.
 	cfg.Agents.Debounce = 5 * time.Second
 	cfg.Ops.HeartbeatInterval = time.Second
+	if tweak != nil {
+		tweak(&cfg)
+	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

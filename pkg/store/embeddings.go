@@ -30,6 +30,7 @@ type EmbeddingState struct {
 	TargetModel string     `json:"target_model,omitempty"`
 	TargetDim   int        `json:"target_dim,omitempty"`
 	Reason      string     `json:"reason,omitempty"`
+	Blocked     string     `json:"blocked,omitempty"` // why no model runs: the embedder stage waits
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	SwitchedAt  *time.Time `json:"switched_at,omitempty"`
 	UpdatedAt   time.Time  `json:"updated_at"`
@@ -39,8 +40,8 @@ type EmbeddingState struct {
 func (db *DB) GetEmbeddingState(ctx context.Context) (EmbeddingState, error) {
 	var s EmbeddingState
 	err := db.Pool.QueryRow(ctx, `
-		SELECT preference, active_model, active_dim, target_model, target_dim, reason, started_at, switched_at, updated_at
-		FROM embedding_state`).Scan(&s.Preference, &s.ActiveModel, &s.ActiveDim, &s.TargetModel, &s.TargetDim, &s.Reason,
+		SELECT preference, active_model, active_dim, target_model, target_dim, reason, blocked, started_at, switched_at, updated_at
+		FROM embedding_state`).Scan(&s.Preference, &s.ActiveModel, &s.ActiveDim, &s.TargetModel, &s.TargetDim, &s.Reason, &s.Blocked,
 		&s.StartedAt, &s.SwitchedAt, &s.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return EmbeddingState{Preference: EmbedPreferAuto}, nil
@@ -74,7 +75,7 @@ func (db *DB) SetEmbeddingPreference(ctx context.Context, pref string) error {
 func (db *DB) UseEmbeddingModel(ctx context.Context, model string, dim int, reason string) error {
 	_, err := db.Pool.Exec(ctx, `
 		INSERT INTO embedding_state (active_model, active_dim, reason, switched_at) VALUES ($1, $2, $3, now())
-		ON CONFLICT (id) DO UPDATE SET active_model = $1, active_dim = $2, reason = $3, target_model = '', target_dim = 0, started_at = NULL,
+		ON CONFLICT (id) DO UPDATE SET active_model = $1, active_dim = $2, reason = $3, target_model = '', target_dim = 0, started_at = NULL, blocked = '',
 			switched_at = CASE WHEN embedding_state.active_model = $1 THEN embedding_state.switched_at ELSE now() END,
 			updated_at = now()`, model, dim, reason)
 	if err != nil {
@@ -92,12 +93,24 @@ func (db *DB) SetEmbeddingReason(ctx context.Context, reason string) error {
 	return nil
 }
 
+// SetEmbeddingBlocked records why the embedder cannot run any model ("" when
+// it can again): the stage's mail waits, and the Pipeline screen says why.
+func (db *DB) SetEmbeddingBlocked(ctx context.Context, reason string) error {
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO embedding_state (blocked) VALUES ($1)
+		ON CONFLICT (id) DO UPDATE SET blocked = $1, updated_at = now() WHERE embedding_state.blocked IS DISTINCT FROM $1`, reason)
+	if err != nil {
+		return fmt.Errorf("set embedding blocked: %w", err)
+	}
+	return nil
+}
+
 // StartReembed sets model as the target all mail is re-embedded into; a
 // target already set to model keeps its start time. Setting the active model
 // as target clears the target instead.
 func (db *DB) StartReembed(ctx context.Context, model string, dim int) error {
 	_, err := db.Pool.Exec(ctx, `
-		UPDATE embedding_state SET
+		UPDATE embedding_state SET blocked = '',
 			target_model = CASE WHEN active_model = $1 THEN '' ELSE $1 END,
 			target_dim = CASE WHEN active_model = $1 THEN 0 ELSE $2 END,
 			started_at = CASE WHEN active_model = $1 THEN NULL WHEN target_model = $1 THEN started_at ELSE now() END,

@@ -305,6 +305,7 @@ func (s *Service) classify(ctx context.Context, batch []core.Email) ([]core.Clas
 	if s.llm != nil {
 		cls, err := s.llm.Classify(ctx, batch)
 		if err == nil {
+			s.clearMessage(ctx, llmUnreachablePrefix)
 			return cls, nil
 		}
 		switch {
@@ -315,8 +316,14 @@ func (s *Service) classify(ctx context.Context, batch []core.Email) ([]core.Clas
 			// dead-letter every email, so classify locally and tell the user.
 			s.log.ErrorContext(ctx, "LLM server rejects requests: using the local classifier", "err", err, "emails", len(batch))
 			s.setMessage(ctx, "LLM server rejects requests ("+err.Error()+"): mail is classified locally until the configuration is fixed")
-		default:
+		case ctx.Err() != nil:
 			return nil, err
+		default:
+			// Unreachable or failing after the backend's own retries: retrying
+			// the message would only dead-letter it, so mail keeps flowing
+			// through the local classifier and the user is told.
+			s.log.WarnContext(ctx, "LLM server unreachable: using the local classifier", "err", err, "emails", len(batch))
+			s.setMessage(ctx, llmUnreachablePrefix+" ("+err.Error()+"): mail is classified locally until it answers; check the LLM endpoint in Settings")
 		}
 	}
 	return s.local.Classify(ctx, batch)
@@ -329,9 +336,15 @@ func (s *Service) setMessage(ctx context.Context, msg string) {
 	}
 }
 
+// llmUnreachablePrefix starts the message of an LLM that does not answer.
+const llmUnreachablePrefix = "LLM server unreachable"
+
 // clearEmbedderMessage removes the embedder-fallback message, leaving any other.
-func (s *Service) clearEmbedderMessage(ctx context.Context) {
-	if _, err := s.db.Pool.Exec(ctx, `UPDATE classifier_status SET message = '', updated_at = now() WHERE id = 'classifier' AND starts_with(message, $1)`, embedderMessagePrefix); err != nil {
+func (s *Service) clearEmbedderMessage(ctx context.Context) { s.clearMessage(ctx, embedderMessagePrefix) }
+
+// clearMessage removes the user message when it starts with prefix.
+func (s *Service) clearMessage(ctx context.Context, prefix string) {
+	if _, err := s.db.Pool.Exec(ctx, `UPDATE classifier_status SET message = '', updated_at = now() WHERE id = 'classifier' AND message <> '' AND starts_with(message, $1)`, prefix); err != nil {
 		s.log.ErrorContext(ctx, "record classifier status", "err", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"sync"
 	"testing"
 	"time"
@@ -314,4 +315,38 @@ func TestDecaySweepMatchesTheProfileFormula(t *testing.T) {
 			t.Errorf("category %s decayed to %v, want %v", id, c, want[id])
 		}
 	}
+}
+
+func TestUnreachableLLMServerFallsBackToLocalAndSaysSoUntilItAnswers(t *testing.T) {
+	testenv.Taxonomies(t)
+	db := testkit.DB(t)
+	b := testkit.NATS(t, db)
+	// A server that accepts connections and answers nothing but 503: after
+	// the backend's own retries, the LLM counts as unreachable.
+	var down atomic.Bool
+	down.Store(true)
+	fake := &fakeoai.Server{Script: func(int, openai.ChatCompletionRequest) (fakeoai.Reply, bool) {
+		if down.Load() {
+			return fakeoai.Reply{Status: 503}, true
+		}
+		return fakeoai.Reply{}, false
+	}}
+	e := &env{db: db, bus: b, svc: startService(t, db, b, fake, nil)}
+	ids := e.insert(t, 4)
+	e.publish(t, ids, "1")
+	testkit.Eventually(t, 60*time.Second, func() bool { return e.doneCount(t) == 4 }, "emails classified while the LLM is unreachable")
+	status := func() string {
+		var msg string
+		_ = e.db.Pool.QueryRow(context.Background(), `SELECT message FROM classifier_status WHERE id = 'classifier'`).Scan(&msg)
+		return msg
+	}
+	var deadLetters int
+	_ = e.db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM dead_letters`).Scan(&deadLetters)
+	if deadLetters != 0 || !strings.Contains(status(), "unreachable") {
+		t.Fatalf("dead letters %d, status %q", deadLetters, status())
+	}
+	down.Store(false)
+	more := insertLabeled(t, e.db, "em2", 100, 2)
+	e.publish(t, more, "2")
+	testkit.Eventually(t, 60*time.Second, func() bool { return status() == "" }, "the unreachable message stays after the LLM answers again")
 }

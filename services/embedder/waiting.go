@@ -49,9 +49,21 @@ func (w *waiting) setErr(err error) {
 	w.err = err
 }
 
+// record tells the Pipeline screen why the stage waits ("" once it runs).
+func (w *waiting) record(ctx context.Context, err error) {
+	msg := ""
+	if err != nil {
+		msg = "No embedding model can be loaded: " + err.Error()
+	}
+	if dbErr := w.d.DB.SetEmbeddingBlocked(ctx, msg); dbErr != nil && ctx.Err() == nil {
+		w.log.WarnContext(ctx, "record why the embedder waits", "err", dbErr)
+	}
+}
+
 // Run waits for the model, then runs the embedder until ctx ends.
 func (w *waiting) Run(ctx context.Context) error {
 	w.log.ErrorContext(ctx, "embedding model not loaded; emails wait at the embedder stage until it is (retrying every minute)", "err", w.err)
+	w.record(ctx, w.err)
 	sub, err := w.d.Bus.Conn().QueueSubscribe(bus.SubjectEmbed, bus.QueueEmbedder, func(m *nats.Msg) {
 		w.mu.Lock()
 		reason := w.err
@@ -76,8 +88,10 @@ func (w *waiting) Run(ctx context.Context) error {
 			s, err := New(w.cfg, w.d)
 			if err != nil {
 				w.setErr(err)
+				w.record(ctx, err)
 				continue
 			}
+			w.record(ctx, nil)
 			_ = sub.Unsubscribe()
 			w.setErr(nil)
 			w.log.InfoContext(ctx, "embedding model loaded; the embedder stage is running")

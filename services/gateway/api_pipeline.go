@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,42 @@ type stageView struct {
 	Workers     []ops.Beat `json:"workers,omitempty"`
 	Stalled     bool       `json:"stalled"`                // the stage looks stuck (see StallReason)
 	StallReason string     `json:"stall_reason,omitempty"` // why, in words the user can act on
+	// State says honestly what the stage is doing: up_to_date, working,
+	// paused, stalled (messages wait, no worker takes them) or blocked
+	// (it cannot run until something is fixed); Detail says it in words and
+	// Action, when set, is the fix the user can start.
+	State  string       `json:"state"`
+	Detail string       `json:"detail"`
+	Action *stageAction `json:"action,omitempty"`
+	// Notes are things the user should know that do not stop the stage
+	// (the lite embedding model stands in, the LLM is unreachable).
+	Notes []stageNote `json:"notes,omitempty"`
+	// Reembed is a switch of embedding model in progress (embedder only).
+	Reembed *reembedView `json:"reembed,omitempty"`
+}
+
+// stageAction is a fix the user can start: a screen of the UI (Href) or an
+// API call (Method and Path).
+type stageAction struct {
+	Label  string `json:"label"`
+	Href   string `json:"href,omitempty"`
+	Method string `json:"method,omitempty"`
+	Path   string `json:"path,omitempty"`
+}
+
+// stageNote is something worth knowing about a stage, with an optional fix.
+type stageNote struct {
+	Text   string       `json:"text"`
+	Action *stageAction `json:"action,omitempty"`
+}
+
+// reembedView is all mail being re-embedded into another model: search uses
+// From until Done reaches Total, then To.
+type reembedView struct {
+	From  string `json:"from"`
+	To    string `json:"to"`
+	Done  int64  `json:"done"`
+	Total int64  `json:"total"`
 }
 
 type pipelineResponse struct {
@@ -79,7 +116,91 @@ func (s *Server) pipelineView(ctx context.Context) (pipelineResponse, error) {
 	}
 	resp := pipelineResponse{Stages: stages, StalledSources: []ops.SourceStatus{}, At: time.Now().UTC()}
 	s.addOpsStatus(ctx, &resp)
+	if err := s.addStates(ctx, &resp); err != nil {
+		return pipelineResponse{}, err
+	}
 	return resp, nil
+}
+
+// modelsAction opens Settings → Models, where MiniLM is downloaded.
+var modelsAction = &stageAction{Label: "Open Settings → Models", Href: "#/settings/models"}
+
+// addStates sets every stage's honest state, detail, fix and notes.
+func (s *Server) addStates(ctx context.Context, v *pipelineResponse) error {
+	emb, err := s.db.GetEmbeddingState(ctx)
+	if err != nil {
+		return err
+	}
+	cls, err := s.db.GetClassifierStatus(ctx)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	for i := range v.Stages {
+		sv := &v.Stages[i]
+		waiting := sv.Total - sv.Processed - sv.Failed
+		if sv.Name == "ingest" {
+			waiting = sv.Pending
+		}
+		switch {
+		case sv.Name == "embedder" && emb.Blocked != "":
+			sv.State, sv.Detail, sv.Action = "blocked", fmt.Sprintf("Blocked: %s %d emails wait here; nothing is lost.", emb.Blocked, max(waiting, 0)), modelsAction
+		case sv.Paused:
+			sv.State, sv.Detail = "paused", fmt.Sprintf("Paused: %d emails wait until you resume this stage.", max(waiting, 0))
+			sv.Action = &stageAction{Label: "Resume", Method: http.MethodPost, Path: "/api/v1/pipeline/" + sv.Name + "/resume"}
+		case sv.Stalled:
+			sv.State, sv.Detail = "stalled", "Stalled: "+sv.StallReason+"."
+			if len(sv.Workers) == 0 && sv.Workers != nil {
+				sv.Detail += " Start the " + sv.Name + " service (docker compose ps / docker compose logs " + sv.Name + ")."
+			}
+		case waiting > 0:
+			sv.State, sv.Detail = "working", fmt.Sprintf("Working: %d of %d emails done, %d to go.", sv.Processed, sv.Total, waiting)
+			if sv.Name == "ingest" {
+				sv.Detail = fmt.Sprintf("Working: %d imports or syncs queued.", waiting)
+			}
+		default:
+			sv.State, sv.Detail = "up_to_date", "Up to date."
+		}
+		if sv.Failed > 0 && sv.Name != "ingest" {
+			sv.Notes = append(sv.Notes, stageNote{Text: fmt.Sprintf("%d emails failed here; their reasons are under Dead letters.", sv.Failed),
+				Action: &stageAction{Label: "Retry them", Method: http.MethodPost, Path: "/api/v1/deadletters/retry"}})
+		}
+		switch sv.Name {
+		case "embedder":
+			if emb.Reason != "" && emb.Blocked == "" {
+				sv.Notes = append(sv.Notes, stageNote{Text: emb.Reason, Action: modelsAction})
+			}
+			if emb.TargetModel != "" {
+				done, total, err := s.db.EmbeddingCoverage(ctx, emb.TargetModel)
+				if err != nil {
+					return err
+				}
+				sv.Reembed = &reembedView{From: emb.ActiveModel, To: emb.TargetModel, Done: min(done, total), Total: total}
+				sv.Notes = append(sv.Notes, stageNote{Text: fmt.Sprintf("Re-embedding all mail for %s: %d of %d. Search uses %s until it is done.",
+					modelName(emb.TargetModel), min(done, total), total, modelName(emb.ActiveModel))})
+			}
+		case "classifier":
+			if cls.Message != "" {
+				sv.Notes = append(sv.Notes, stageNote{Text: cls.Message, Action: &stageAction{Label: "Open Settings", Href: "#/settings"}})
+			}
+		}
+	}
+	return nil
+}
+
+// modelName is an embedding model id in words.
+func modelName(id string) string {
+	switch {
+	case strings.HasPrefix(id, "all-minilm-l6-v2-int8"):
+		return "MiniLM (int8)"
+	case strings.HasPrefix(id, "all-minilm-l6-v2"):
+		return "MiniLM"
+	case strings.HasPrefix(id, "wink-embeddings"):
+		return "the lite model"
+	case id == "":
+		return "no model"
+	default:
+		return id
+	}
 }
 
 // addOpsStatus adds the workers alive and the stall flags of the ops snapshot

@@ -40,6 +40,7 @@ CREATE TABLE embedding_state (
     target_model text NOT NULL DEFAULT '',
     target_dim   integer NOT NULL DEFAULT 0,
     reason       text NOT NULL DEFAULT '',   -- why the active model is not the preferred one
+    blocked      text NOT NULL DEFAULT '',   -- why no model can run at all (the stage waits)
     started_at   timestamptz,                -- when the re-embed into target began
     switched_at  timestamptz,
     updated_at   timestamptz NOT NULL DEFAULT now()
