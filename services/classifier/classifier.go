@@ -340,7 +340,9 @@ func (s *Service) setMessage(ctx context.Context, msg string) {
 const llmUnreachablePrefix = "LLM server unreachable"
 
 // clearEmbedderMessage removes the embedder-fallback message, leaving any other.
-func (s *Service) clearEmbedderMessage(ctx context.Context) { s.clearMessage(ctx, embedderMessagePrefix) }
+func (s *Service) clearEmbedderMessage(ctx context.Context) {
+	s.clearMessage(ctx, embedderMessagePrefix)
+}
 
 // clearMessage removes the user message when it starts with prefix.
 func (s *Service) clearMessage(ctx context.Context, prefix string) {
