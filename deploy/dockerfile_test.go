@@ -3,10 +3,12 @@ package deploy_test
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -127,7 +129,6 @@ func TestDockerfileBuildsEveryBinaryComposeRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
 	var pkgs []string
 	for _, b := range builds {
 		if _, err := os.Stat(filepath.Join(root, b.pkg)); os.IsNotExist(err) {
@@ -136,19 +137,64 @@ func TestDockerfileBuildsEveryBinaryComposeRuns(t *testing.T) {
 		}
 		pkgs = append(pkgs, b.pkg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	args := append(append([]string{"build"}, builds[0].flags...), "-o", out+string(filepath.Separator))
-	args = append(args, pkgs...)
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, msg)
-	}
-	for _, p := range pkgs {
-		bin := filepath.Join(out, filepath.Base(p))
-		if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
-			t.Errorf("%s was not built as an executable: %v", bin, err)
+	// Natively, and cross-compiled for arm64 (most NAS boxes and the
+	// Raspberry Pi) as the Dockerfile does on an amd64 builder.
+	for _, tc := range []struct {
+		arch, cc string
+		machine  elf.Machine
+	}{{runtime.GOARCH, "", nativeMachine()}, {"arm64", crossCC(), elf.EM_AARCH64}} {
+		if tc.arch == runtime.GOARCH && tc.cc != "" {
+			continue
 		}
+		t.Run("linux/"+tc.arch, func(t *testing.T) {
+			if tc.arch != runtime.GOARCH {
+				if _, err := exec.LookPath(tc.cc); err != nil {
+					t.Fatalf("%s not found: the arm64 cross-compiler comes with make deps (Debian's gcc-aarch64-linux-gnu and libc6-dev-arm64-cross)", tc.cc)
+				}
+			}
+			out := t.TempDir()
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+			defer cancel()
+			args := append(append([]string{"build"}, builds[0].flags...), "-o", out+string(filepath.Separator))
+			args = append(args, pkgs...)
+			cmd := exec.CommandContext(ctx, "go", args...)
+			cmd.Dir = root
+			cmd.Env = append(os.Environ(), "CGO_ENABLED=1", "GOOS=linux", "GOARCH="+tc.arch)
+			if tc.arch != runtime.GOARCH {
+				cmd.Env = append(cmd.Env, "CC="+tc.cc)
+			}
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("GOARCH=%s go %s: %v\n%s", tc.arch, strings.Join(args, " "), err, msg)
+			}
+			for _, p := range pkgs {
+				bin := filepath.Join(out, filepath.Base(p))
+				f, err := elf.Open(bin)
+				if err != nil {
+					t.Errorf("%s was not built as an ELF executable: %v", bin, err)
+					continue
+				}
+				if f.Machine != tc.machine {
+					t.Errorf("%s is for %v, want %v", bin, f.Machine, tc.machine)
+				}
+				f.Close()
+			}
+		})
+	}
+}
+
+// crossCC is the C compiler that builds cgo code for linux/arm64 here.
+func crossCC() string {
+	if runtime.GOARCH == "arm64" {
+		return ""
+	}
+	return "aarch64-linux-gnu-gcc"
+}
+
+func nativeMachine() elf.Machine {
+	switch runtime.GOARCH {
+	case "arm64":
+		return elf.EM_AARCH64
+	default:
+		return elf.EM_X86_64
 	}
 }

@@ -70,6 +70,11 @@ fi
 #    headless Chromium for browser tests.
 if [ "${OWNYOU_DEPS_TEST_TOOLS:-1}" = 1 ]; then
   apt_install dovecot-imapd chromium
+  # The tests cross-compile every binary for linux/arm64 (NAS boxes, the
+  # Raspberry Pi); cgo needs the aarch64 C toolchain. On arm64 it is native.
+  if [ "$(dpkg --print-architecture)" != arm64 ]; then
+    apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  fi
 fi
 
 # 4. Downloads pinned in models/ and verified by sha256 (OWNYOU_MODEL_MIRROR may name

@@ -1,7 +1,7 @@
 // Command models fetches and verifies the model files pinned by the
 // manifests in models/:
 //
-//	go run ./cmd/models fetch [names…]    # fill the cache (all manifests by default)
+//	go run ./cmd/models fetch [names…]    # fill the cache (all manifests by default; optional ones may fail)
 //	go run ./cmd/models verify [names…]   # check sizes and sha256, exit 1 on any problem
 //	go run ./cmd/models list              # print manifest names and cache paths
 //
@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	manifests "github.com/ownyou/home/models"
@@ -55,8 +56,15 @@ func run() error {
 	f := &models.Fetcher{Dir: *dir, Mirror: *mirror, Log: slog.New(slog.NewTextHandler(os.Stderr, nil))}
 	switch cmd := flag.Arg(0); cmd {
 	case "fetch":
+		// Fetching everything (no names) skips optional manifests that
+		// cannot be fetched, saying so; a manifest named explicitly must come.
+		everything := flag.NArg() == 1
 		for _, m := range sel {
 			if err := f.Fetch(ctx, m); err != nil {
+				if everything && m.Optional && ctx.Err() == nil {
+					fmt.Fprintf(os.Stderr, "models: optional %s not fetched (%v); OwnYou runs without it — download it later in Settings → Models\n", m.Name, err)
+					continue
+				}
 				return err
 			}
 			fmt.Printf("ok %s %s\n", m.Name, m.Version)
@@ -78,8 +86,8 @@ func run() error {
 		for _, m := range sel {
 			for _, file := range m.Files {
 				fmt.Printf("%s\t%s\n", m.Name, f.Path(file.Path))
-				if file.Extract != nil {
-					fmt.Printf("%s\t%s\n", m.Name, f.Path(file.Extract.To))
+				for _, x := range file.ExtractsFor(runtime.GOOS, runtime.GOARCH) {
+					fmt.Printf("%s\t%s\n", m.Name, f.Path(x.To))
 				}
 			}
 		}

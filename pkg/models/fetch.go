@@ -15,6 +15,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +33,24 @@ type Fetcher struct {
 	Client *http.Client
 	// Log receives progress; nil means slog.Default().
 	Log *slog.Logger
+	// GOOS and GOARCH choose the extracts fetched and verified; empty means
+	// the running platform's (runtime.GOOS, runtime.GOARCH).
+	GOOS, GOARCH string
+	// Progress, when set, is told the bytes of a file written so far and
+	// its size, as a download or copy goes on; called from one goroutine.
+	Progress func(path string, done, size int64)
+}
+
+// platform is the GOOS/GOARCH whose extracts f fetches.
+func (f *Fetcher) platform() (string, string) {
+	goos, goarch := f.GOOS, f.GOARCH
+	if goos == "" {
+		goos = runtime.GOOS
+	}
+	if goarch == "" {
+		goarch = runtime.GOARCH
+	}
+	return goos, goarch
 }
 
 func (f *Fetcher) client() *http.Client {
@@ -52,12 +72,13 @@ func (f *Fetcher) Path(p string) string { return filepath.Join(f.Dir, filepath.F
 
 // Fetch makes every file of m (and its extracted member) present and verified.
 func (f *Fetcher) Fetch(ctx context.Context, m Manifest) error {
+	goos, goarch := f.platform()
 	for _, file := range m.Files {
 		if err := f.fetchFile(ctx, m.Name, file); err != nil {
 			return fmt.Errorf("fetch %s: %w", m.Name, err)
 		}
-		if file.Extract != nil {
-			if err := f.extract(m.Name, file); err != nil {
+		for _, x := range file.ExtractsFor(goos, goarch) {
+			if err := f.extract(m.Name, file, x); err != nil {
 				return fmt.Errorf("fetch %s: %w", m.Name, err)
 			}
 		}
@@ -68,11 +89,12 @@ func (f *Fetcher) Fetch(ctx context.Context, m Manifest) error {
 // Verify checks that every file of m is present with the pinned size and
 // sha256; errors wrap ErrMissing or ErrCorrupt and name the fetch command.
 func (f *Fetcher) Verify(m Manifest) error {
+	goos, goarch := f.platform()
 	for _, file := range m.Files {
 		if err := verifyFile(f.Path(file.Path), file.Size, file.SHA256); err != nil {
 			return fmt.Errorf("model %s: %w (run `%s` or `go run ./cmd/models fetch %s`)", m.Name, err, FetchCommand, m.Name)
 		}
-		if x := file.Extract; x != nil {
+		for _, x := range file.ExtractsFor(goos, goarch) {
 			if err := verifyFile(f.Path(x.To), x.Size, x.SHA256); err != nil {
 				return fmt.Errorf("model %s: %w (run `%s` or `go run ./cmd/models fetch %s`)", m.Name, err, FetchCommand, m.Name)
 			}
@@ -87,10 +109,11 @@ func (f *Fetcher) Locate(m Manifest, p string) (string, error) {
 	for _, file := range m.Files {
 		size, sum := file.Size, file.SHA256
 		if file.Path != p {
-			if file.Extract == nil || file.Extract.To != p {
+			i := slices.IndexFunc(file.Extract, func(x Extract) bool { return x.To == p })
+			if i < 0 {
 				continue
 			}
-			size, sum = file.Extract.Size, file.Extract.SHA256
+			size, sum = file.Extract[i].Size, file.Extract[i].SHA256
 		}
 		full := f.Path(p)
 		if err := verifyFile(full, size, sum); err != nil {
@@ -223,9 +246,8 @@ func (f *Fetcher) downloadPart(ctx context.Context, file File, part string) erro
 	return nil
 }
 
-// extract copies file.Extract.Member out of the verified tarball.
-func (f *Fetcher) extract(name string, file File) error {
-	x := file.Extract
+// extract copies member x out of file, the verified tarball.
+func (f *Fetcher) extract(name string, file File, x Extract) error {
 	dst := f.Path(x.To)
 	if err := verifyFile(dst, x.Size, x.SHA256); err == nil {
 		return nil

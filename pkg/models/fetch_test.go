@@ -239,7 +239,7 @@ func TestFetchExtractsTarballMember(t *testing.T) {
 	f := &Fetcher{Dir: t.TempDir()}
 	m := Manifest{Name: "ort", Version: "1", License: "MIT", Files: []File{{
 		Path: "ort/pkg.tgz", URL: srv.URL + "/pkg.tgz", Size: int64(len(tgz)), SHA256: sum(tgz),
-		Extract: &Extract{Member: "package/bin/lib.so.1", To: "ort/lib.so.1.0", Size: int64(len(lib)), SHA256: sum(lib)},
+		Extract: []Extract{{Member: "package/bin/lib.so.1", To: "ort/lib.so.1.0", Size: int64(len(lib)), SHA256: sum(lib)}},
 	}}}
 	if err := f.Fetch(context.Background(), m); err != nil {
 		t.Fatal(err)
@@ -270,7 +270,7 @@ func TestFetchMissingTarballMemberIsAnError(t *testing.T) {
 	f := &Fetcher{Dir: t.TempDir()}
 	m := Manifest{Name: "ort", Version: "1", License: "MIT", Files: []File{{
 		Path: "ort/pkg.tgz", URL: srv.URL + "/pkg.tgz", Size: int64(len(tgz)), SHA256: sum(tgz),
-		Extract: &Extract{Member: "package/bin/lib.so.1", To: "ort/lib.so", SHA256: sum(nil)},
+		Extract: []Extract{{Member: "package/bin/lib.so.1", To: "ort/lib.so", SHA256: sum(nil)}},
 	}}}
 	if err := f.Fetch(context.Background(), m); err == nil || !strings.Contains(err.Error(), "package/bin/lib.so.1") {
 		t.Fatalf("err = %v, want missing member named", err)
@@ -336,5 +336,35 @@ func TestProjectManifestTokenizerFilesMatchSharedCopy(t *testing.T) {
 	}
 	if err := f.Fetch(context.Background(), tok); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestFetchExtractsOnlyThePlatformsLibrary(t *testing.T) {
+	x64, arm := payload(5000), payload(3000)
+	tgz := makeTgz(t, map[string][]byte{"package/linux/x64/lib.so": x64, "package/linux/arm64/lib.so": arm})
+	srv := newBlobServer(t, map[string][]byte{"/pkg.tgz": tgz})
+	m := Manifest{Name: "ort", Version: "1", License: "MIT", Files: []File{{
+		Path: "ort/pkg.tgz", URL: srv.URL + "/pkg.tgz", Size: int64(len(tgz)), SHA256: sum(tgz),
+		Extract: []Extract{
+			{OS: "linux", Arch: "amd64", Member: "package/linux/x64/lib.so", To: "ort/lib.so", Size: int64(len(x64)), SHA256: sum(x64)},
+			{OS: "linux", Arch: "arm64", Member: "package/linux/arm64/lib.so", To: "ort/linux-arm64/lib.so", Size: int64(len(arm)), SHA256: sum(arm)},
+		},
+	}}}
+	for _, tc := range []struct{ arch, want, absent string }{{"arm64", "ort/linux-arm64/lib.so", "ort/lib.so"}, {"amd64", "ort/lib.so", "ort/linux-arm64/lib.so"}} {
+		t.Run(tc.arch, func(t *testing.T) {
+			f := &Fetcher{Dir: t.TempDir(), GOOS: "linux", GOARCH: tc.arch}
+			if err := f.Fetch(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Verify(m); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Locate(m, tc.want); err != nil {
+				t.Errorf("%s library not extracted: %v", tc.arch, err)
+			}
+			if _, err := os.Stat(f.Path(tc.absent)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the other platform's library was extracted too (%v)", err)
+			}
+		})
 	}
 }

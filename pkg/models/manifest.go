@@ -49,26 +49,49 @@ type Manifest struct {
 	License string `json:"license"`
 	// Source is a human-readable provenance note (project page, revision).
 	Source string `json:"source,omitempty"`
+	// Optional manifests improve OwnYou but are not needed to run it (the
+	// MiniLM weights: the lite model stands in): fetching everything does
+	// not fail when one of them cannot be fetched.
+	Optional bool `json:"optional,omitempty"`
 	Files  []File `json:"files"`
 }
 
 // File is one artefact: fetched from URL to Path (relative to the cache),
-// verified by Size and SHA256; with Extract, one member of the (gzip) tar is
-// additionally written to Extract.To and verified.
+// verified by Size and SHA256; each Extract for the running platform (a
+// member of the gzip tar) is additionally written to its To and verified.
 type File struct {
-	Path    string   `json:"path"`
-	URL     string   `json:"url"`
-	Size    int64    `json:"size"`
-	SHA256  string   `json:"sha256"`
-	Extract *Extract `json:"extract,omitempty"`
+	Path    string    `json:"path"`
+	URL     string    `json:"url"`
+	Size    int64     `json:"size"`
+	SHA256  string    `json:"sha256"`
+	Extract []Extract `json:"extract,omitempty"`
 }
 
-// Extract names a member of a .tgz/.tar file to copy out of it.
+// Extract names a member of a .tgz/.tar file to copy out of it, for the
+// platform OS/Arch (Go's GOOS/GOARCH names; empty = every platform).
 type Extract struct {
+	OS     string `json:"os,omitempty"`
+	Arch   string `json:"arch,omitempty"`
 	Member string `json:"member"`
 	To     string `json:"to"`
 	Size   int64  `json:"size,omitempty"`
 	SHA256 string `json:"sha256"`
+}
+
+// For reports whether x is wanted on the platform goos/goarch.
+func (x Extract) For(goos, goarch string) bool {
+	return (x.OS == "" || x.OS == goos) && (x.Arch == "" || x.Arch == goarch)
+}
+
+// ExtractsFor returns the extracts of f wanted on goos/goarch.
+func (f File) ExtractsFor(goos, goarch string) []Extract {
+	var out []Extract
+	for _, x := range f.Extract {
+		if x.For(goos, goarch) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 var hexSHA = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -88,7 +111,7 @@ func (m *Manifest) Validate() error {
 		if f.URL == "" || f.Size <= 0 || !hexSHA.MatchString(f.SHA256) {
 			return fmt.Errorf("%w %q: file %q needs url, size > 0 and a lower-case hex sha256", ErrManifest, m.Name, f.Path)
 		}
-		if x := f.Extract; x != nil {
+		for _, x := range f.Extract {
 			if x.Member == "" || validPath(x.To) != nil || !hexSHA.MatchString(x.SHA256) {
 				return fmt.Errorf("%w %q: file %q: extract needs member, a relative 'to' and sha256", ErrManifest, m.Name, f.Path)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 )
 
 // EnvSharedDir names the read-only shared data directory (IAB taxonomies,
@@ -41,9 +42,18 @@ func SharedDir() (string, error) {
 	}
 }
 
-// ORTLibPath is the cache path of the ONNX Runtime library fetched by the
-// "onnxruntime" manifest, relative to the model cache directory.
-const ORTLibPath = "onnxruntime/libonnxruntime.so.1.24.3"
+// ORTLibPath is the cache path, relative to the model cache directory, of
+// the ONNX Runtime library the "onnxruntime" manifest extracts for goos and
+// goarch (linux/amd64 and linux/arm64; "" elsewhere: no library).
+func ORTLibPath(goos, goarch string) string {
+	switch {
+	case goos == "linux" && goarch == "amd64":
+		return "onnxruntime/libonnxruntime.so.1.24.3"
+	case goos == "linux" && goarch == "arm64":
+		return "onnxruntime/linux-arm64/libonnxruntime.so.1.24.3"
+	}
+	return ""
+}
 
 // RepoRoot returns the nearest ancestor of the working directory holding go.mod.
 func RepoRoot() (string, error) {
@@ -81,12 +91,12 @@ func CacheDir() string {
 const EnvORTLib = "OWNYOU_ORT_LIB"
 
 // ORTLib returns $OWNYOU_ORT_LIB or the cache path the "onnxruntime" manifest
-// fills (CacheDir()/onnxruntime/libonnxruntime.so.1.24.3); it may not exist.
+// fills for this platform (CacheDir()/ORTLibPath(…)); it may not exist.
 func ORTLib() string {
 	if l := os.Getenv(EnvORTLib); l != "" {
 		return l
 	}
-	return filepath.Join(CacheDir(), ORTLibPath)
+	return filepath.Join(CacheDir(), ORTLibPath(runtime.GOOS, runtime.GOARCH))
 }
 
 // MiniLMVocab returns the all-MiniLM-L6-v2 WordPiece vocabulary: the model

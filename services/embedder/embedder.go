@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -143,7 +144,11 @@ func modelFiles(cfg Config, dataDir string, fsys fs.FS) (model, vocab, lib, name
 		if err != nil {
 			return "", "", "", "", err
 		}
-		if lib, err = f.Locate(ort[0], models.ORTLibPath); err != nil {
+		p := models.ORTLibPath(runtime.GOOS, runtime.GOARCH)
+		if p == "" {
+			return "", "", "", "", fmt.Errorf("no ONNX Runtime library for %s/%s in the onnxruntime manifest (linux/amd64 and linux/arm64 have one): set OWNYOU_ORT_LIB, or use the lite model", runtime.GOOS, runtime.GOARCH)
+		}
+		if lib, err = f.Locate(ort[0], p); err != nil {
 			return "", "", "", "", err
 		}
 	}
