@@ -52,8 +52,8 @@ type Manifest struct {
 	// Optional manifests improve OwnYou but are not needed to run it (the
 	// MiniLM weights: the lite model stands in): fetching everything does
 	// not fail when one of them cannot be fetched.
-	Optional bool `json:"optional,omitempty"`
-	Files  []File `json:"files"`
+	Optional bool   `json:"optional,omitempty"`
+	Files    []File `json:"files"`
 }
 
 // File is one artefact: fetched from URL to Path (relative to the cache),
