@@ -2,11 +2,14 @@ package stack_test
 
 import (
 	"bytes"
+
 	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/ownyou/home/internal/stack"
 	"github.com/ownyou/home/internal/testmail"
@@ -84,4 +87,42 @@ func TestFreshBoxWithoutMiniLMReachesCardsOnTheLiteModel(t *testing.T) {
 		t.Errorf("semantic search on a fresh box: model %q, %d hits, warnings %v", res.Model, len(res.Hits), res.Warnings)
 	}
 	waitForCards(t, baseURL)
+}
+
+// TestBrowserFreshBoxSaysTheLiteModelStandsInAndWhereToGetMiniLM checks the
+// same install in Chromium: the Pipeline's embedder stage says the lite
+// model stands in and links to Settings → Models, which names the model in
+// use, what it means for search, and offers MiniLM's download.
+func TestBrowserFreshBoxSaysTheLiteModelStandsInAndWhereToGetMiniLM(t *testing.T) {
+	chromium(t)
+	t.Setenv("OWNYOU_ADMIN_PASSWORD", "household secret")
+	baseURL, _ := startStackWith(t, func(c *stack.Config) {
+		c.Embedder.Model, c.Embedder.ModelDir, c.Embedder.Vocab = "auto", t.TempDir(), ""
+		c.Embedder.WordVecPath = os.Getenv("OWNYOU_WORDVEC_PATH")
+		c.Gateway.Models.ModelDir = t.TempDir() // nothing downloaded, and no download attempted
+	})
+	var mbox bytes.Buffer
+	if err := testmail.WriteMbox(&mbox, testmail.Messages(5)); err != nil {
+		t.Fatal(err)
+	}
+	upload(t, baseURL, "inbox.mbox", mbox.Bytes())
+	b := newBrowser(t, artifactsDir(t))
+	b.step("sign in",
+		chromedp.Navigate(baseURL),
+		chromedp.WaitVisible("#auth-password"),
+		chromedp.SendKeys("#auth-password", "household secret"),
+		chromedp.Click("#auth-submit"),
+		chromedp.WaitVisible("#app"),
+	)
+	b.step("the pipeline says the lite model stands in",
+		chromedp.Navigate(baseURL+"/#/pipeline"),
+		b.waitJS(`document.querySelector('.stage[data-stage=embedder]')?.dataset.state === 'up_to_date'`),
+		b.waitJS(`[...document.querySelectorAll('.stage[data-stage=embedder] .note')].some(n => n.textContent.includes('lite model stands in') && n.querySelector('a[href="#/settings/models"]'))`),
+		b.shot("fresh-01-pipeline"),
+		chromedp.Evaluate(`document.querySelector('.stage[data-stage=embedder] .note a[href="#/settings/models"]').click()`, nil),
+		b.waitJSAcross(`(document.getElementById('embedding-name')?.textContent || '') === 'the lite model'`),
+		b.waitJS(`!!document.querySelector('tr[data-model=all-minilm-l6-v2] button[data-model=all-minilm-l6-v2]') && document.querySelector('tr[data-model=all-minilm-l6-v2] .model-status').dataset.status === 'missing'`),
+		b.waitJS(`document.getElementById('embedding-active').textContent.includes('needs MiniLM')`),
+		b.shot("fresh-02-settings-models"),
+	)
 }

@@ -233,10 +233,17 @@ func (f *Fetcher) downloadPart(ctx context.Context, file File, part string) erro
 	}
 	// Never write more than the pinned size: a wrong server cannot fill the disk.
 	limit := file.Size + 1
+	start := int64(0)
 	if flags&os.O_APPEND != 0 {
 		limit = file.Size - have + 1
+		start = have
 	}
-	_, cpErr := io.Copy(out, io.LimitReader(resp.Body, limit))
+	var dst io.Writer = out
+	if f.Progress != nil {
+		dst = &progressWriter{w: out, done: start, size: file.Size, report: func(done, size int64) { f.Progress(file.Path, done, size) }}
+		f.Progress(file.Path, start, file.Size)
+	}
+	_, cpErr := io.Copy(dst, io.LimitReader(resp.Body, limit))
 	if err := out.Close(); cpErr == nil {
 		cpErr = err
 	}
@@ -355,4 +362,22 @@ func checkSum(p string, n int64, got string, size int64, want string) error {
 		return fmt.Errorf("%w: %s has sha256 %s, want %s", ErrCorrupt, p, got, want)
 	}
 	return nil
+}
+
+// progressWriter counts what passes through it and reports every MiB.
+type progressWriter struct {
+	w          io.Writer
+	done, size int64
+	last       int64
+	report     func(done, size int64)
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.done += int64(n)
+	if p.done-p.last >= 1<<20 || p.done >= p.size {
+		p.last = p.done
+		p.report(p.done, p.size)
+	}
+	return n, err
 }

@@ -97,7 +97,15 @@ func (l loader) load(spec string) (model, string, error) {
 	if lerr != nil {
 		return nil, "", fmt.Errorf("%w; the lite model cannot stand in either: %v", err, lerr)
 	}
-	return lite, "MiniLM is not available (" + err.Error() + "): the lite model stands in, with weaker search. Download MiniLM in Settings → Models, or run make models.", nil
+	l.log.Warn("MiniLM cannot be loaded; the lite model stands in", "err", err)
+	why := "MiniLM could not be loaded (" + err.Error() + ")"
+	switch {
+	case errors.Is(err, models.ErrMissing):
+		why = "MiniLM is not downloaded yet"
+	case errors.Is(err, models.ErrCorrupt):
+		why = "MiniLM's files are damaged and need downloading again"
+	}
+	return lite, why + ": the lite model stands in, with weaker search. Download MiniLM in Settings → Models, or run make models.", nil
 }
 
 func (l loader) lite() (*liteModel, error) {

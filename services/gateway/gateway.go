@@ -35,6 +35,7 @@ type Config struct {
 	LoginPerMinute int           `env:"OWNYOU_LOGIN_PER_MINUTE" envDefault:"10" help:"sign-in attempts allowed per client address per minute"`
 	EventsInterval time.Duration `env:"OWNYOU_EVENTS_INTERVAL" envDefault:"2s" help:"how often GET /api/v1/events checks pipeline progress"`
 	Sources        SourcesConfig
+	Models         ModelsConfig
 	StallAfter     time.Duration `env:"OWNYOU_STALL_AFTER" envDefault:"2m" help:"a worker, stage or syncing source silent this long is flagged as stalled"`
 	SearchTerms    time.Duration `env:"OWNYOU_SEARCH_TERMS_EVERY" envDefault:"1m" help:"how often to check whether keyword search's common-term lists need recomputing after new mail (0 = never; docs/search.md)"`
 }
@@ -60,6 +61,10 @@ type Server struct {
 	// stopping is closed when Run begins shutting down, so long-lived
 	// responses (event streams) end and Shutdown does not wait for them.
 	stopping chan struct{}
+	// models checks and downloads the model cache; its downloads end
+	// with stopBackground.
+	models         *modelManager
+	stopBackground context.CancelFunc
 }
 
 // New builds the gateway, creates the admin from OWNYOU_ADMIN_PASSWORD when
@@ -82,6 +87,8 @@ func New(cfg Config, d app.Deps) (*Server, error) {
 		return nil, fmt.Errorf("gateway admin: %w", err)
 	}
 	s.search = search.New(d.DB.Pool, embedclient.New(d.Bus.Conn(), 10*time.Second), search.Config{})
+	bg, stopBg := context.WithCancel(context.Background())
+	s.models, s.stopBackground = newModelManager(bg, cfg.Models, cfg.DataDir, s.log), stopBg
 	s.feed = newFeedCache()
 	sub, err := d.Bus.Conn().Subscribe("missions.>", func(*nats.Msg) { s.feed.invalidate() })
 	if err != nil {
@@ -127,6 +134,7 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	}
 	close(s.stopping)
+	s.stopBackground()
 	defer func() { _ = s.feedSub.Unsubscribe() }()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

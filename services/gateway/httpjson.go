@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"mime"
 	"net/http"
 
 	"github.com/ownyou/home/pkg/store"
@@ -28,6 +29,21 @@ func writeJSONBytes(w http.ResponseWriter, b []byte) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(b)
+}
+
+// decodeJSON reads a JSON request body (at most 1 MiB, Content-Type
+// application/json) into v, answering 415 or 400 itself and returning false
+// when it cannot.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		writeError(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type", "send the body as Content-Type: application/json")
+		return false
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20)).Decode(v); err != nil {
+		writeError(w, r, http.StatusBadRequest, "bad_request", "expected a JSON body: "+err.Error())
+		return false
+	}
+	return true
 }
 
 func writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {

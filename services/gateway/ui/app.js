@@ -216,13 +216,47 @@ async function viewFeed(box) {
   }
   box.append(agentChips(missions));
   if (!missions.length) {
-    box.append(empty('No missions yet', 'Cards appear here as the agents find something worth your time in your mail.',
-      h('p', {}, h('a', { href: '#/sources', text: 'Import mail' }), ' · ', h('a', { href: '#/pipeline', text: 'Watch the pipeline' }))));
+    box.append(await feedEmpty());
     return;
   }
   const grid = h('div', { class: 'cards', id: 'feed-cards' });
   syncCards(grid, missions);
   box.append(grid);
+}
+
+// feedEmpty says why the feed is empty: nothing imported yet, mail still on
+// its way through the pipeline (n of m), a stage blocked (with its fix), or
+// nothing in the mail that needs the user now.
+async function feedEmpty() {
+  let p = state.pipeline;
+  try { if (!p) { p = await api('GET', '/api/v1/pipeline'); onPipeline(p); } } catch (_) { /* fall through to the plain text */ }
+  const stages = (p && p.stages) || [];
+  const blocked = stages.find((s) => s.state === 'blocked' || s.state === 'stalled' || s.state === 'paused');
+  const last = stages[stages.length - 1];
+  const total = stages.length ? stages[0].processed : 0;
+  let el;
+  if (p && total === 0 && !(stages[0] && stages[0].pending)) {
+    el = empty('Nothing imported yet', 'Connect a mail account or upload an mbox; cards appear here once the agents have read it.',
+      h('p', {}, h('a', { href: '#/sources', text: 'Add mail' })));
+  } else if (blocked) {
+    el = empty('Your mail is waiting at the ' + blocked.name + ' stage', blocked.detail || '', blocked.action ? h('p', {}, actionControl(blocked.action)) : null,
+      h('p', {}, h('a', { href: '#/pipeline', text: 'Open the pipeline' })));
+  } else if (last && last.processed < last.total) {
+    el = empty('Still reading your mail', 'The agents have read ' + num(last.processed) + ' of ' + num(last.total) + ' emails; cards appear as they find something.',
+      h('p', {}, h('a', { href: '#/pipeline', text: 'Watch the pipeline' })));
+  } else {
+    el = empty('No missions right now', 'The agents have read all ' + num(total) + ' emails and found nothing that needs you now: no trip, booking, order or renewal coming up. New mail is read as it arrives.');
+  }
+  el.id = 'feed-empty';
+  return el;
+}
+
+// actionControl is a stage's fix: a link to a screen, or a button calling the API.
+function actionControl(a) {
+  if (a.href) return h('a', { class: 'button', href: a.href, text: a.label });
+  const b = h('button', { class: 'small primary', text: a.label });
+  b.onclick = () => run(b, async () => { await api(a.method, a.path); toast(a.label + ': done'); onPipeline(await api('GET', '/api/v1/pipeline')); });
+  return b;
 }
 
 function agentChips(missions) {
@@ -574,11 +608,16 @@ function drawPipeline(root) {
       ra.onclick = () => run(ra, async () => { if (!confirm('Run every email through ' + s.name + ' again?')) return; const r = await api('POST', '/api/v1/pipeline/' + s.name + '/reprocess?mode=all'); toast(r.queued + ' emails queued for ' + s.name); });
       ctrl.append(pb, rm, ra);
     }
-    grid.append(h('div', { class: 'card stage' + (s.stalled ? ' stalled' : ''), 'data-stage': s.name },
-      h('div', { class: 'row' }, h('h3', { text: titleCase(s.name) }), h('span', { class: 'spacer' }),
-        s.stalled ? h('span', { class: 'tag bad', text: 'stalled' }) : null,
-        s.paused ? h('span', { class: 'tag warn', text: 'paused' }) : done ? h('span', { class: 'tag ok', text: 'up to date' }) : h('span', { class: 'tag', text: 'working' })),
-      s.stalled ? h('p', { class: 'warnbox stall-reason', text: s.stall_reason || 'This stage looks stuck.' }) : null,
+    const st = s.state || (s.stalled ? 'stalled' : s.paused ? 'paused' : done ? 'up_to_date' : 'working');
+    const tag = { up_to_date: ['ok', 'up to date'], working: ['', 'working'], paused: ['warn', 'paused'], stalled: ['bad', 'stalled'], blocked: ['bad', 'blocked'] }[st] || ['', st];
+    const notes = (s.notes || []).map((n) => h('p', { class: 'note small' }, h('span', { text: n.text + ' ' }), n.action ? actionControl(n.action) : null));
+    grid.append(h('div', { class: 'card stage' + (s.stalled ? ' stalled' : '') + ' state-' + st, 'data-stage': s.name, 'data-state': st },
+      h('div', { class: 'row' }, h('h3', { text: titleCase(s.name) }), h('span', { class: 'spacer' }), h('span', { class: 'tag ' + tag[0], text: tag[1] })),
+      st === 'stalled' || st === 'blocked' || st === 'paused'
+        ? h('p', { class: 'warnbox stall-reason' }, h('span', { text: (s.detail || s.stall_reason || 'This stage looks stuck.') + ' ' }), s.action ? actionControl(s.action) : null)
+        : h('p', { class: 'small stage-detail', text: s.detail || '' }),
+      s.reembed ? h('div', { class: 'reembed small' }, h('span', { text: 'Re-embedding for ' + (s.reembed.to.startsWith('all-minilm') ? 'MiniLM' : 'the lite model') + ': ' + num(s.reembed.done) + ' of ' + num(s.reembed.total) }), bar(s.reembed.done, s.reembed.total)) : null,
+      ...notes,
       h('div', { class: 'row' }, h('span', { class: 'big-num', text: pct(s.processed, s.total) + '%' }), h('span', { class: 'muted', text: num(s.processed) + ' of ' + num(s.total) })),
       bar(s.processed, s.total, done ? 'ok' : ''),
       sparkline(state.pipeHistory.map((r) => r[s.name] || 0)),
@@ -831,11 +870,15 @@ async function pollImport(id, label, b) {
 }
 
 // ---------- settings ----------
-async function viewSettings(box) {
+async function viewSettings(box, args) {
   box.append(h('h1', { text: 'Settings' }));
+  const modelsHost = h('div', { class: 'card', id: 'models' });
+  await drawModels(modelsHost);
+  if (args && args[0] === 'models') setTimeout(() => modelsHost.scrollIntoView({ block: 'start' }), 0);
   const st = await api('GET', '/api/v1/settings');
   const f = {};
   const save = h('button', { class: 'primary', type: 'submit', text: 'Save' });
+  box.append(modelsHost);
   box.append(h('form', { class: 'card', onsubmit: (ev) => { ev.preventDefault(); run(save, async () => {
     await api('PUT', '/api/v1/settings', { llm_endpoint: f.ep.value, llm_model: f.model.value, llm_monthly_budget: Number(f.budget.value || 0), remote_images: f.img.checked, cloud_llm_allowed: f.cloud.checked });
     toast('Settings saved');
@@ -875,6 +918,54 @@ async function viewSettings(box) {
     h('p', { class: 'small muted', text: 'Removes all mail, your profile, missions and sources from this server. Your password, API tokens and settings stay. This cannot be undone.' }),
     h('div', { class: 'row' }, h('div', { style: 'flex:1' }, confirmIn), del)),
   h('div', { class: 'card row' }, h('span', { class: 'muted', text: 'Signed in as the household admin.' }), h('span', { class: 'spacer' }), out));
+}
+
+// ---------- settings: models ----------
+const BYTES = (n) => (n >= 1e9 ? (n / 1e9).toFixed(1) + ' GB' : n >= 1e6 ? (n / 1e6).toFixed(0) + ' MB' : Math.max(1, Math.round(n / 1e3)) + ' kB');
+
+// drawModels shows every pinned model and runtime with its state and a
+// Download / Retry button, and the embedding model in use; while a download
+// runs it redraws itself every second, as long as it is on screen.
+async function drawModels(host) {
+  const r = await api('GET', '/api/v1/models');
+  const e = r.embedding || {};
+  const title = h('h2', { style: 'margin-top:0', text: 'Models' });
+  const pref = h('select', { id: 'embed-pref' },
+    h('option', { value: 'auto', text: 'Automatic: MiniLM when downloaded, else the lite model' }),
+    h('option', { value: 'minilm', text: 'MiniLM (better search; needs the download and more CPU)' }),
+    h('option', { value: 'lite', text: 'Lite model (word vectors: for weak CPUs)' }));
+  pref.value = e.preference || 'auto';
+  pref.onchange = () => run(pref, async () => { await api('PUT', '/api/v1/models/embedding', { preference: pref.value }); toast('The embedder follows within a minute'); await drawModels(host); });
+  const active = h('div', { class: 'embedding', id: 'embedding-active' },
+    h('p', {}, h('b', { text: 'Embedding model in use: ' }), h('span', { id: 'embedding-name', text: e.active_name || 'none yet' })),
+    h('p', { class: 'muted small', text: e.quality || '' }),
+    e.reason ? h('p', { class: 'warnbox small', text: e.reason }) : null,
+    e.blocked ? h('p', { class: 'warnbox small', text: e.blocked }) : null,
+    e.reembed ? h('div', { class: 'small' }, h('span', { text: 'Re-embedding all mail for ' + e.target_name + ': ' + num(e.reembed.done) + ' of ' + num(e.reembed.total) + '. Search uses ' + e.active_name + ' until it is done.' }), bar(e.reembed.done, e.reembed.total)) : null,
+    h('label', {}, 'Which embedding model', pref));
+  const tb = h('tbody');
+  let busy = false;
+  for (const m of r.models || []) {
+    const statusText = { missing: 'not downloaded', partial: 'interrupted at ' + Math.round(m.progress * 100) + ' %', downloading: 'downloading ' + Math.round(m.progress * 100) + ' %', verified: 'verified', failed: 'failed' }[m.status] || m.status;
+    const cell = h('td', { class: 'model-status', 'data-status': m.status }, h('span', { class: 'tag ' + (m.status === 'verified' ? 'ok' : m.status === 'failed' ? 'bad' : 'warn'), text: statusText }));
+    if (m.status === 'downloading' || m.status === 'partial') cell.append(bar(m.progress * 100, 100));
+    if (m.status === 'failed') cell.append(h('div', { class: 'error small', text: m.error || '' }), m.url ? h('div', { class: 'muted small code', text: m.url }) : null);
+    let btn = null;
+    if (m.status === 'downloading') busy = true;
+    else if (m.status !== 'verified') {
+      btn = h('button', { class: 'small primary', 'data-model': m.name, text: m.status === 'failed' ? 'Retry' : m.status === 'partial' ? 'Resume' : 'Download' });
+      btn.onclick = () => run(btn, async () => { await api('POST', '/api/v1/models/' + encodeURIComponent(m.name) + '/download'); await drawModels(host); });
+    }
+    tb.append(h('tr', { 'data-model': m.name },
+      h('td', {}, h('b', { text: m.title }), h('div', { class: 'muted small', text: m.description + (m.optional ? ' (optional)' : '') })),
+      h('td', { class: 'small', text: BYTES(m.size) }), cell, h('td', {}, btn)));
+  }
+  host.replaceChildren(title, active, h('table', { class: 'models-table' }, tb),
+    h('p', { class: 'muted small', text: 'Downloads are checked against pinned sha256 sums and resume where they stopped; the same as make models. Files go to ' + (r.dir || 'the model cache') + '.' }));
+  if (busy) {
+    clearTimeout(drawModels.t);
+    drawModels.t = setTimeout(() => { if (host.isConnected) drawModels(host).catch(() => {}); }, 1000);
+  }
 }
 
 async function drawTokens(host) {
