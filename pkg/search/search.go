@@ -115,7 +115,36 @@ type Config struct {
 	// common-term list (default 2000); CommonTermTop is how many mails each
 	// list keeps (default 500). See RefreshTermLists.
 	CommonTermDocs, CommonTermTop int
+	// Floor is the cosine similarity below which a model's vector hits are
+	// dropped as unrelated (default DefaultFloor): the nearest neighbours
+	// of a query always exist, related or not.
+	Floor func(model string) float64
+	// SemanticWeight scales the semantic list's share of hybrid fusion
+	// (default DefaultSemanticWeight).
+	SemanticWeight float64
 }
+
+// DefaultFloor is the similarity floor per embedding model, chosen on the
+// search evaluation's tuning set (tools/eval/search) for the lite model;
+// MiniLM's is the usual level of unrelated sentence pairs for it (its
+// weights are not available where OwnYou is developed, so not tuned here).
+// Other models (test graphs) have none.
+func DefaultFloor(model string) float64 {
+	switch {
+	case strings.HasPrefix(model, "wink-embeddings"):
+		return liteFloor
+	case strings.HasPrefix(model, "all-minilm-l6-v2"):
+		return 0.2
+	}
+	return -1
+}
+
+// Tuned values (tools/eval/search, tuning split).
+const (
+	liteFloor = 0.35
+	// DefaultSemanticWeight is the semantic list's weight in fusion.
+	DefaultSemanticWeight = 1.0
+)
 
 // Searcher runs queries against the store.
 type Searcher struct {
@@ -140,6 +169,12 @@ func New(pool *pgxpool.Pool, emb QueryEmbedder, cfg Config) *Searcher {
 	}
 	if cfg.CommonTermTop <= 0 {
 		cfg.CommonTermTop = 500
+	}
+	if cfg.Floor == nil {
+		cfg.Floor = DefaultFloor
+	}
+	if cfg.SemanticWeight <= 0 {
+		cfg.SemanticWeight = DefaultSemanticWeight
 	}
 	return &Searcher{pool: pool, emb: emb, cfg: cfg}
 }
@@ -234,7 +269,7 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 			sem = nil
 		}
 	}
-	fused := fuse(kw, sem, q.Mode)
+	fused := fuse(kw, sem, q.Mode, s.cfg.SemanticWeight)
 	if len(fused) > q.Limit {
 		fused = fused[:q.Limit]
 	}
@@ -253,7 +288,7 @@ func (s *Searcher) Search(ctx context.Context, q Query) (Result, error) {
 
 // fuse merges the ranked lists with reciprocal rank fusion; single-retriever
 // modes keep that retriever's order and score.
-func fuse(kw, sem []ranked, mode Mode) []Hit {
+func fuse(kw, sem []ranked, mode Mode, semWeight float64) []Hit {
 	byID := map[string]*Hit{}
 	var order []*Hit
 	get := func(id string) *Hit {
@@ -282,7 +317,7 @@ func fuse(kw, sem []ranked, mode Mode) []Hit {
 		h.Similarity = r.score
 		h.chunkStart, h.chunkEnd = r.start, r.end
 		h.Retrievers = append(h.Retrievers, RetrieverSemantic)
-		h.Score += 1 / float64(RRFK+i+1)
+		h.Score += semWeight / float64(RRFK+i+1)
 		if mode == Semantic {
 			h.Score = r.score
 		}
@@ -357,13 +392,16 @@ func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// keyword ranks full-text matches: exact-phrase matches first, then by
-// ts_rank_cd (cover density, so close words beat scattered ones). Every
-// match is ranked, so the best hits are found however common the words are
-// and however old the mail; the cost grows with the number of matches (the
-// GIN index finds them, ranking reads each one's tsvector, kept in the heap
-// row by migration 00210). A query made only of very common words ranks
-// the common-term lists instead (terms.go) when they can vouch for the answer.
+// keyword ranks full-text matches: mails with every word first —
+// exact-phrase matches first among them, then by ts_rank_cd (cover density,
+// so close words beat scattered ones) — then, for a query of several plain
+// words, mails with only some of them, more of the words first. Every
+// all-words match is ranked, so the best hits are found however common the
+// words are and however old the mail; the cost grows with the number of
+// matches (the GIN index finds them, ranking reads each one's tsvector,
+// kept in the heap row by migration 00210). A query made only of very
+// common words ranks the common-term lists instead (terms.go) when they can
+// vouch for the answer; so do the common words of a partial match.
 func (s *Searcher) keyword(ctx context.Context, q Query) ([]ranked, error) {
 	n := max(s.cfg.Candidates, q.Limit)
 	var out []ranked
@@ -377,21 +415,84 @@ func (s *Searcher) keyword(ctx context.Context, q Query) ([]ranked, error) {
 		}
 		if ok {
 			out, err = s.keywordFromLists(ctx, tx, q, plan, n)
-			if !errors.Is(err, errIncomplete) {
+			if err != nil && !errors.Is(err, errIncomplete) {
 				return err
 			}
 		}
-		args := []any{s.cfg.TextConfig, q.Text, n}
-		out, err = rankKeyword(ctx, tx, `
+		if !ok || err != nil {
+			args := []any{s.cfg.TextConfig, q.Text, n}
+			out, err = rankKeyword(ctx, tx, `
 SELECT `+keywordColumns+`
 FROM emails e
 WHERE e.search_tsv @@ websearch_to_tsquery($1::regconfig, $2)`+filterSQL(q, &args)+keywordOrder, args)
-		return err
+			if err != nil {
+				return err
+			}
+		}
+		if len(out) < n && len(plan.words) > 1 && plainQuery(q.Text) {
+			some, err := s.keywordSome(ctx, tx, q, plan, out, n-len(out))
+			if err != nil {
+				return err
+			}
+			out = append(out, some...)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
+}
+
+// plainQuery reports a query of plain words: no quotes, no -word, no "or"
+// (web search syntax asks for exactly what it says).
+func plainQuery(text string) bool {
+	if strings.ContainsAny(text, `"`) {
+		return false
+	}
+	for _, w := range strings.Fields(strings.ToLower(text)) {
+		if w == "or" || strings.HasPrefix(w, "-") {
+			return false
+		}
+	}
+	return true
+}
+
+// keywordSome ranks, after the mails with every word (have), up to n mails
+// with only some of the query's words: more of the words first, then by
+// ts_rank_cd of the words. Rare words are matched through the GIN index; a
+// common word (one with a common-term list) contributes the mails of its
+// list and the mail that arrived since, so the cost stays bounded however
+// common the words are.
+func (s *Searcher) keywordSome(ctx context.Context, db querier, q Query, plan termPlan, have []ranked, n int) ([]ranked, error) {
+	seen := make([]string, len(have))
+	for i, r := range have {
+		seen[i] = r.id
+	}
+	common := plan.common
+	if common == nil {
+		common = []string{}
+	}
+	args := []any{plan.words, common, seen, n, plan.coversTo}
+	return rankKeyword(ctx, db, `
+WITH w AS (
+    SELECT l, (''''||replace(replace(l, '\', '\\'), '''', '''''')||'''')::tsquery AS q FROM unnest($1::text[]) l
+), anyq AS (
+    SELECT string_agg(q::text, ' | ')::tsquery AS q FROM w
+), rareq AS (
+    SELECT string_agg(q::text, ' | ')::tsquery AS q FROM w WHERE NOT (l = ANY($2::text[]))
+), cand AS (
+    SELECT e.id FROM emails e, rareq WHERE rareq.q IS NOT NULL AND e.search_tsv @@ rareq.q
+    UNION
+    SELECT email_id FROM search_term_top WHERE lexeme = ANY($2::text[])
+    UNION
+    SELECT e.id FROM emails e, anyq WHERE cardinality($2::text[]) > 0 AND e.ingested_at >= $5 AND e.search_tsv @@ anyq.q
+)
+SELECT e.id, ts_rank_cd(e.search_tsv, anyq.q, 1) AS score, false AS phrase
+FROM cand JOIN emails e ON e.id = cand.id, anyq
+WHERE NOT (e.id = ANY($3::text[]))`+filterSQL(q, &args)+`
+ORDER BY (SELECT count(*) FROM w WHERE e.search_tsv @@ w.q) DESC, score DESC, e.sort_at DESC, e.id
+LIMIT $4`, args)
 }
 
 // keywordColumns and keywordOrder are the keyword leg's ranking over emails
@@ -442,11 +543,19 @@ func (s *Searcher) semantic(ctx context.Context, q Query) (out []ranked, embedT,
 	}
 	// The model is read after embedding: a remote embedder learns it from the reply.
 	t1 := time.Now()
-	out, err = s.knn(ctx, vecs[0], s.emb.ModelID(), q, max(s.cfg.Candidates, q.Limit), true)
+	model := s.emb.ModelID()
+	out, err = s.knn(ctx, vecs[0], model, q, max(s.cfg.Candidates, q.Limit), true)
 	if err != nil {
 		return nil, embedT, time.Since(t1), fmt.Errorf("semantic search: %w", err)
 	}
-	return out, embedT, time.Since(t1), nil
+	floor := s.cfg.Floor(model)
+	kept := out[:0]
+	for _, r := range out {
+		if r.score >= floor {
+			kept = append(kept, r)
+		}
+	}
+	return kept, embedT, time.Since(t1), nil
 }
 
 // knn returns up to n emails nearest to vec by their best chunk of model;

@@ -431,3 +431,39 @@ func TestKeywordFindsAnOldStrongMatchAmongThousandsOfWeakOnes(t *testing.T) {
 		}
 	}
 }
+
+func TestKeywordRanksMailsWithSomeOfTheWordsAfterThoseWithAll(t *testing.T) {
+	pool := testPool(t)
+	insertMails(t, pool, corpus)
+	s := New(pool, nil, Config{})
+	ctx := context.Background()
+	// "budget" is in m1, m2, m3 and m5, "lisbon" only in m4, "friday" in
+	// m3: no mail has all three words, and a conjunction would find nothing.
+	res, err := s.Search(ctx, Query{Text: "lisbon friday budget", Mode: Keyword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := ids(res.Hits)
+	if len(got) != 5 || got[0] != "m3" {
+		t.Fatalf("hits %v, want all five, m3 (two of the words) first", got)
+	}
+	// Every word present beats any partial match.
+	res, err = s.Search(ctx, Query{Text: "budget review", Mode: Keyword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = ids(res.Hits)
+	if len(got) != 4 || got[3] != "m5" {
+		t.Fatalf("hits %v, want m1, m2, m3 (both words) before m5 (budget only)", got)
+	}
+	// Web search syntax is taken at its word: quotes and -word stay exact.
+	for _, q := range []string{`"lisbon friday"`, "budget -review"} {
+		res, err = s.Search(ctx, Query{Text: q, Mode: Keyword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q == "budget -review" && fmt.Sprint(ids(res.Hits)) != "[m5]" || q != "budget -review" && len(res.Hits) != 0 {
+			t.Errorf("%s: hits %v", q, ids(res.Hits))
+		}
+	}
+}

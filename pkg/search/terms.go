@@ -158,7 +158,10 @@ FROM (SELECT 1) one LEFT JOIN search_term_state st ON true`).Scan(&refreshed, &m
 
 // termPlan is what the lists can do for a query.
 type termPlan struct {
-	lexemes []string
+	// words are the query's distinct lexemes (stop words gone); common
+	// those of them with a common-term list (coversTo set with them).
+	words, common []string
+	lexemes       []string
 	// exact: one common term, so a long enough answer from its list is exact.
 	exact    bool
 	minScore float32 // exact: the list's last entry's score
@@ -199,27 +202,37 @@ FROM (SELECT 1) one LEFT JOIN search_term_state st ON true`, s.cfg.TextConfig, q
 	if strings.TrimSpace(tsq) == "" {
 		return termPlan{empty: true}, false, nil // only stop words: nothing can match
 	}
-	if q.From != "" || coversTo == nil || len(lexemes) == 0 || strings.ContainsAny(tsq, "|!<") {
-		return termPlan{}, false, nil // (a sender filter leaves few mails to rank)
+	words := termPlan{words: lexemes}
+	if coversTo != nil {
+		words.coversTo = *coversTo
+		for i, l := range lexemes {
+			if listed[i] != nil && *listed[i] > 0 {
+				words.common = append(words.common, l)
+			}
+		}
 	}
-	plan := termPlan{lexemes: lexemes, coversTo: *coversTo}
+	if q.From != "" || coversTo == nil || len(lexemes) == 0 || strings.ContainsAny(tsq, "|!<") {
+		return words, false, nil // (a sender filter leaves few mails to rank)
+	}
+	plan := words
+	plan.lexemes = lexemes
 	// Expected shared mails if the words occurred independently.
 	shared := float64(*mails)
 	for i := range lexemes {
 		if ndocs[i] == nil {
-			return termPlan{}, false, nil // a rarer word bounds the matches
+			return words, false, nil // a rarer word bounds the matches
 		}
 		shared *= float64(*ndocs[i]) / float64(max(*mails, 1))
 	}
 	if len(lexemes) == 1 {
 		if int(*listed[0]) < s.cfg.CommonTermTop {
-			return termPlan{}, false, nil // the list holds every match: no gain
+			return words, false, nil // the list holds every match: no gain
 		}
 		plan.exact, plan.minScore = true, *scores[0]
 		return plan, true, nil
 	}
 	if shared < float64(s.cfg.CommonTermDocs) {
-		return termPlan{}, false, nil
+		return words, false, nil
 	}
 	return plan, true, nil
 }
