@@ -141,7 +141,7 @@ func DefaultFloor(model string) float64 {
 
 // Tuned values (tools/eval/search, tuning split).
 const (
-	liteFloor = 0.35
+	liteFloor = 0.5
 	// DefaultSemanticWeight is the semantic list's weight in fusion.
 	DefaultSemanticWeight = 1.0
 )

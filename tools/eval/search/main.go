@@ -5,7 +5,8 @@
 // embedder service with each available model (the lite model always,
 // MiniLM where its weights are in the model cache), and every labeled query
 // is run in keyword, semantic and hybrid mode. It prints nDCG@10 (graded
-// relevance 2/1) and recall@10 as BENCH lines:
+// relevance 2/1), recall@10 and precision@10 (the share of the hits shown
+// that are relevant: what unrelated padding costs) as BENCH lines:
 //
 //	BENCH search_<split>_<model>_<mode>_ndcg10 0.731 ratio
 //
@@ -212,7 +213,7 @@ func evalSplit(ctx context.Context, split, spec string, qs []query, mails map[st
 		model = "minilm"
 	}
 	for _, mode := range []search.Mode{search.Keyword, search.Semantic, search.Hybrid} {
-		var ndcg, recall float64
+		var ndcg, recall, prec float64
 		for _, q := range qs {
 			res, err := s.Search(ctx, search.Query{Text: q.Query, Mode: mode, Limit: 10})
 			if err != nil {
@@ -225,6 +226,7 @@ func evalSplit(ctx context.Context, split, spec string, qs []query, mails map[st
 			n, r := score(got, q.Relevant)
 			ndcg += n
 			recall += r
+			prec += precision(got, q.Relevant)
 			if verbose {
 				fmt.Printf("  %s %-8s ndcg %.2f recall %.2f  %q → %v (want %v)\n", q.ID, mode, n, r, q.Query, got, sortedKeys(q.Relevant))
 			}
@@ -232,6 +234,7 @@ func evalSplit(ctx context.Context, split, spec string, qs []query, mails map[st
 		k := float64(len(qs))
 		fmt.Printf("BENCH search_%s_%s_%s_ndcg10 %.3f ratio\n", split, model, mode, ndcg/k)
 		fmt.Printf("BENCH search_%s_%s_%s_recall10 %.3f ratio\n", split, model, mode, recall/k)
+		fmt.Printf("BENCH search_%s_%s_%s_precision10 %.3f ratio\n", split, model, mode, prec/k)
 	}
 	fmt.Printf("BENCH search_%s_queries %d queries\n", split, len(qs))
 	return nil
@@ -359,6 +362,22 @@ func score(got []string, rel map[string]int) (ndcg, recall float64) {
 		return 0, 0
 	}
 	return dcg / idcg, float64(found) / float64(min(len(rel), 10))
+}
+
+// precision is the share of the (at most ten) hits shown that are relevant:
+// what padding a result list with unrelated mail costs (no hits: 1).
+func precision(got []string, rel map[string]int) float64 {
+	got = got[:min(len(got), 10)]
+	if len(got) == 0 {
+		return 1
+	}
+	n := 0
+	for _, name := range got {
+		if rel[name] > 0 {
+			n++
+		}
+	}
+	return float64(n) / float64(len(got))
 }
 
 func sortedKeys[V any](m map[string]V) []string {
