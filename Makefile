@@ -26,7 +26,7 @@ build: ## build the native stack and every service binary into bin/
 	@for s in $(SERVICES); do $(GO) build -o $(BIN)/$$s ./services/$$s/cmd/$$s || exit 1; done
 
 run: deps build ## run the whole system natively (gateway on http://127.0.0.1:8080)
-	@$(BIN)/models fetch all-minilm-l6-v2 || echo "make run: the MiniLM weights could not be fetched; mail imports and lists, and the embedder stage waits until 'make models' succeeds"
+	@$(BIN)/models fetch all-minilm-l6-v2 || echo "make run: the MiniLM weights could not be fetched; the lite embedding model stands in (download MiniLM later in Settings → Models, or with 'make models')"
 	@$(BIN)/models fetch iab-taxonomies || echo "make run: the IAB taxonomies could not be fetched; the classifier uses the offline copy in $$OWNYOU_SHARED_DIR/data/iab"
 	$(BIN)/ownyou
 

@@ -169,6 +169,69 @@ func (db *DB) StoreEmbeddings(ctx context.Context, emailID, model string, chunks
 	return nil
 }
 
+// EmailVectors is one email's vectors of a model, for StoreEmbeddingsBatch.
+type EmailVectors struct {
+	EmailID string
+	Chunks  []EmbeddedChunk
+}
+
+// StoreEmbeddingsBatch is StoreEmbeddings for many emails of one model in
+// one transaction (one COPY): what re-embedding a mailbox needs.
+func (db *DB) StoreEmbeddingsBatch(ctx context.Context, model string, batch []EmailVectors) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	ids := make([]string, len(batch))
+	counts := make([]int32, len(batch))
+	var rows [][]any
+	for i, b := range batch {
+		ids[i], counts[i] = b.EmailID, int32(len(b.Chunks))
+		for _, c := range b.Chunks {
+			rows = append(rows, []any{b.EmailID, model, c.N, c.Start, c.End, pgvector.NewVector(c.Vec)})
+		}
+	}
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `DELETE FROM embeddings WHERE email_id = ANY($1) AND model = $2`, ids, model); err != nil {
+			return err
+		}
+		if len(rows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"embeddings"}, []string{"email_id", "model", "chunk", "text_start", "text_end", "embedding"}, pgx.CopyFromRows(rows)); err != nil {
+				return err
+			}
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO email_embeddings (email_id, model, chunks) SELECT id, $2, n FROM unnest($1::text[], $3::int[]) AS u(id, n)
+			ON CONFLICT (email_id, model) DO UPDATE SET chunks = EXCLUDED.chunks, embedded_at = now()`, ids, model, counts)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("store vectors of %d emails: %w", len(batch), err)
+	}
+	return nil
+}
+
+// EmailText is what an embedding model reads of an email.
+type EmailText struct {
+	ID, Subject, Body string
+}
+
+// EmailTexts returns the subject and body of the emails with ids that
+// exist, in no particular order.
+func (db *DB) EmailTexts(ctx context.Context, ids []string) ([]EmailText, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT id, subject, body_text FROM emails WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("email texts: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (EmailText, error) {
+		var t EmailText
+		return t, r.Scan(&t.ID, &t.Subject, &t.Body)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("email texts: %w", err)
+	}
+	return out, nil
+}
+
 // EmailsMissingModel returns up to limit emails past the embedder stage
 // (ids after afterID, in id order) that model has not embedded.
 func (db *DB) EmailsMissingModel(ctx context.Context, model, afterID string, limit int) ([]string, error) {

@@ -358,17 +358,28 @@ func (s *Service) fill(ctx context.Context, m model) error {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		for _, id := range ids {
-			if _, err := s.embedInto(ctx, id, m); err != nil {
+		texts, err := s.db.EmailTexts(ctx, ids)
+		if err != nil {
+			return err
+		}
+		batch := make([]store.EmailVectors, 0, len(texts))
+		for _, t := range texts {
+			chunks, _, err := m.EmbedEmail(ctx, t.Subject, t.Body)
+			if err != nil {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				s.log.WarnContext(ctx, "background embedding: email skipped", "email", id, "model", m.ID(), "err", err)
+				s.log.WarnContext(ctx, "background embedding: email skipped", "email", t.ID, "model", m.ID(), "err", err)
 				continue
 			}
-			s.reembeds.Inc()
-			n++
+			batch = append(batch, store.EmailVectors{EmailID: t.ID, Chunks: chunks})
+			s.chunks.Add(float64(len(chunks)))
 		}
+		if err := s.db.StoreEmbeddingsBatch(ctx, m.ID(), batch); err != nil {
+			return err
+		}
+		s.reembeds.Add(float64(len(batch)))
+		n += len(batch)
 		after = ids[len(ids)-1]
 		if time.Since(logged) > 15*time.Second {
 			s.log.InfoContext(ctx, "background embedding progress", "model", m.ID(), "emails", n)
